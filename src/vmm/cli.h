@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Ember's command line.
+ */
+#ifndef EMBER_VMM_CLI_H
+#define EMBER_VMM_CLI_H
+
+#include <stdbool.h>
+
+#include "vmm/log.h"
+
+#define EMBER_VERSION "0.1.0"
+#define CLI_ID_MAX 64
+
+enum cli_action {
+	CLI_RUN,
+	CLI_HELP,
+	CLI_VERSION,
+};
+
+struct cli_args {
+	enum cli_action action;
+	const char *config_file;
+	bool no_api;
+	bool boot_timer;
+	bool debug_exit;
+	const char *log_path;
+	bool level_set;
+	enum log_level level;
+	bool show_level;
+	bool show_log_origin;
+	const char *id;
+};
+
+/* 0, or -EINVAL with error__set() naming the bad argument. */
+int cli__parse(int argc, char **argv, struct cli_args *args);
+extern const char cli__usage[];
+
+#endif

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "vmm/memory.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "vmm/layout.h"
+#include "vmm/log.h"
+
+void *gmem__ptr(const struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	uint64_t last;
+
+	if (!len || __builtin_add_overflow(gpa, len - 1, &last))
+		return NULL;
+	for (unsigned int i = 0; i < gm->nr_regions; i++) {
+		const struct gmem_region *r = &gm->regions[i];
+
+		if (!r->host || gpa < r->gpa || last > r->gpa + r->size - 1)
+			continue;
+		return r->host + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+int gmem__read(const struct gmem *gm, uint64_t gpa, void *dst, uint64_t len)
+{
+	const void *p = gmem__ptr(gm, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+int gmem__write(const struct gmem *gm, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = gmem__ptr(gm, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(p, src, len);
+	return 0;
+}
+
+uint64_t gmem__low_end(const struct gmem *gm)
+{
+	return gm->nr_regions ? gm->regions[0].gpa + gm->regions[0].size : 0;
+}
+
+int memory__layout(struct gmem *gm, uint64_t mem_bytes)
+{
+	memset(gm, 0, sizeof(*gm));
+	if (!mem_bytes || (mem_bytes & 0xfff))
+		return -EINVAL;
+	gm->ram_size = mem_bytes;
+	gm->regions[0].gpa = 0;
+	if (mem_bytes <= LAYOUT_MMIO_GAP_START) {
+		gm->regions[0].size = mem_bytes;
+		gm->nr_regions = 1;
+		return 0;
+	}
+	gm->regions[0].size = LAYOUT_MMIO_GAP_START;
+	gm->regions[1].gpa = LAYOUT_MMIO_GAP_END;
+	gm->regions[1].size = mem_bytes - LAYOUT_MMIO_GAP_START;
+	gm->nr_regions = 2;
+	return 0;
+}
+
+int memory__map(struct gmem *gm, uint64_t mem_bytes)
+{
+	int ret = memory__layout(gm, mem_bytes);
+
+	if (ret)
+		return error__set(ret, "guest memory size %llu bytes is invalid",
+				  (unsigned long long)mem_bytes);
+	for (unsigned int i = 0; i < gm->nr_regions; i++) {
+		struct gmem_region *r = &gm->regions[i];
+		void *p = mmap(NULL, r->size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+		if (p == MAP_FAILED) {
+			ret = -errno;
+			memory__unmap(gm);
+			return error__set(ret, "cannot map %llu MiB of guest memory: %s",
+					  (unsigned long long)(mem_bytes >> 20), strerror(-ret));
+		}
+		r->host = p;
+	}
+	return 0;
+}
+
+void memory__unmap(struct gmem *gm)
+{
+	for (unsigned int i = 0; i < gm->nr_regions; i++) {
+		if (gm->regions[i].host)
+			munmap(gm->regions[i].host, gm->regions[i].size);
+		gm->regions[i].host = NULL;
+	}
+}

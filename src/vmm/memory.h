@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Guest memory: the layout of RAM around the MMIO gap, its host mapping, and the single
+ * bounds- and overflow-checked door through which Ember touches it.
+ */
+#ifndef EMBER_VMM_MEMORY_H
+#define EMBER_VMM_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GMEM_MAX_REGIONS 2
+
+struct gmem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *host; /* NULL until mapped */
+};
+
+struct gmem {
+	unsigned int nr_regions;
+	struct gmem_region regions[GMEM_MAX_REGIONS];
+	uint64_t ram_size; /* total bytes of RAM, over all regions */
+};
+
+/*
+ * The one door into guest memory: a host pointer to [gpa, gpa + len), or NULL when the
+ * range wraps, is not wholly inside one RAM region, or len is 0.
+ */
+void *gmem__ptr(const struct gmem *gm, uint64_t gpa, uint64_t len);
+/* Copies; 0 or -EFAULT. */
+int gmem__read(const struct gmem *gm, uint64_t gpa, void *dst, uint64_t len);
+int gmem__write(const struct gmem *gm, uint64_t gpa, const void *src, uint64_t len);
+/* The end of the RAM region below the MMIO gap (the first region). */
+uint64_t gmem__low_end(const struct gmem *gm);
+
+/*
+ * Fills gm's regions for mem_bytes of RAM: one region from 0, split around the 32-bit MMIO
+ * gap when RAM would reach into it. Maps nothing. -EINVAL for a size of 0 or not a
+ * multiple of 4 KiB.
+ */
+int memory__layout(struct gmem *gm, uint64_t mem_bytes);
+/* Lays out and maps anonymous, MAP_NORESERVE memory for each region. 0 or -errno. */
+int memory__map(struct gmem *gm, uint64_t mem_bytes);
+void memory__unmap(struct gmem *gm);
+
+#endif

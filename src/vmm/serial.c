@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "vmm/serial.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+/* register offsets */
+#define REG_DATA 0 /* RBR/THR, or DLL with DLAB */
+#define REG_IER 1  /* or DLM with DLAB */
+#define REG_IIR 2  /* FCR on write */
+#define REG_LCR 3
+#define REG_MCR 4
+#define REG_LSR 5
+#define REG_MSR 6
+#define REG_SCR 7
+
+#define IER_RDA 0x01
+#define IER_THRE 0x02
+#define IER_MASK 0x0f
+#define IIR_NONE 0x01
+#define IIR_THRE 0x02
+#define IIR_RDA 0x04
+#define IIR_FIFO 0xc0
+#define FCR_ENABLE 0x01
+#define FCR_CLEAR_RX 0x02
+#define LCR_DLAB 0x80
+#define LSR_DR 0x01
+#define LSR_THRE 0x20
+#define LSR_TEMT 0x40
+#define MCR_DTR 0x01
+#define MCR_RTS 0x02
+#define MCR_OUT1 0x04
+#define MCR_OUT2 0x08
+#define MCR_LOOP 0x10
+#define MSR_CTS 0x10
+#define MSR_DSR 0x20
+#define MSR_RI 0x40
+#define MSR_DCD 0x80
+/* what a connected terminal shows: DCD, DSR, CTS */
+#define MSR_DEFAULT (MSR_DCD | MSR_DSR | MSR_CTS)
+
+static void pulse_irq(struct serial *s)
+{
+	uint64_t one = 1;
+	ssize_t r;
+
+	if (s->irq_fd < 0)
+		return;
+	r = write(s->irq_fd, &one, sizeof(one));
+	(void)r;
+}
+
+void serial__init(struct serial *s, int out_fd, int irq_fd, int rx_ready_fd)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	s->out_fd = out_fd;
+	s->irq_fd = irq_fd;
+	s->rx_ready_fd = rx_ready_fd;
+	s->msr = MSR_DEFAULT;
+	s->mcr = MCR_OUT2;
+	s->dll = 0x0c; /* 9600 baud */
+}
+
+void serial__destroy(struct serial *s)
+{
+	pthread_mutex_destroy(&s->lock);
+}
+
+static void write_out(struct serial *s, uint8_t byte)
+{
+	ssize_t r;
+
+	if (s->out_fd < 0)
+		return;
+	do {
+		r = write(s->out_fd, &byte, 1);
+	} while (r < 0 && errno == EINTR);
+	if (r == 1)
+		s->m.bytes_out++;
+	else
+		s->m.write_errors++;
+}
+
+static void rx_push(struct serial *s, uint8_t byte)
+{
+	if (s->rx_count == SERIAL_RX_FIFO)
+		return;
+	s->rx[(s->rx_head + s->rx_count) % SERIAL_RX_FIFO] = byte;
+	s->rx_count++;
+}
+
+static uint8_t rx_pop(struct serial *s)
+{
+	uint8_t b;
+
+	if (!s->rx_count)
+		return 0;
+	b = s->rx[s->rx_head];
+	s->rx_head = (s->rx_head + 1) % SERIAL_RX_FIFO;
+	s->rx_count--;
+	if (s->rx_was_full && s->rx_count <= SERIAL_RX_FIFO / 2 && s->rx_ready_fd >= 0) {
+		uint64_t one = 1;
+		ssize_t r = write(s->rx_ready_fd, &one, sizeof(one));
+
+		(void)r;
+		s->rx_was_full = 0;
+	}
+	return b;
+}
+
+static uint8_t iir(struct serial *s)
+{
+	uint8_t fifo = (s->fcr & FCR_ENABLE) ? IIR_FIFO : 0;
+
+	if ((s->ier & IER_RDA) && s->rx_count)
+		return fifo | IIR_RDA;
+	if ((s->ier & IER_THRE) && s->thre_pending)
+		return fifo | IIR_THRE;
+	return fifo | IIR_NONE;
+}
+
+static uint8_t loop_msr(struct serial *s)
+{
+	uint8_t m = 0;
+
+	if (s->mcr & MCR_RTS)
+		m |= MSR_CTS;
+	if (s->mcr & MCR_DTR)
+		m |= MSR_DSR;
+	if (s->mcr & MCR_OUT1)
+		m |= MSR_RI;
+	if (s->mcr & MCR_OUT2)
+		m |= MSR_DCD;
+	return m;
+}
+
+static uint8_t read_reg(struct serial *s, uint64_t reg)
+{
+	uint8_t v;
+
+	switch (reg) {
+	case REG_DATA:
+		if (s->lcr & LCR_DLAB)
+			return s->dll;
+		return rx_pop(s);
+	case REG_IER:
+		return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
+	case REG_IIR:
+		v = iir(s);
+		/* reading IIR acknowledges a THR-empty interrupt */
+		if ((v & 0x0f) == IIR_THRE)
+			s->thre_pending = 0;
+		return v;
+	case REG_LCR:
+		return s->lcr;
+	case REG_MCR:
+		return s->mcr;
+	case REG_LSR:
+		return LSR_THRE | LSR_TEMT | (s->rx_count ? LSR_DR : 0);
+	case REG_MSR:
+		return (s->mcr & MCR_LOOP) ? loop_msr(s) : s->msr;
+	default:
+		return s->scr;
+	}
+}
+
+static void transmit(struct serial *s, uint8_t byte)
+{
+	if (s->mcr & MCR_LOOP) {
+		rx_push(s, byte);
+		if (s->ier & IER_RDA)
+			pulse_irq(s);
+	} else {
+		write_out(s, byte);
+	}
+	/* the byte is gone at once: THR is empty again */
+	if (s->ier & IER_THRE) {
+		s->thre_pending = 1;
+		pulse_irq(s);
+	}
+}
+
+static void write_ier(struct serial *s, uint8_t v)
+{
+	uint8_t old = s->ier;
+
+	s->ier = v & IER_MASK;
+	/* enabling the THR-empty interrupt while THR is empty raises it at once */
+	if ((s->ier & IER_THRE) && !(old & IER_THRE)) {
+		s->thre_pending = 1;
+		pulse_irq(s);
+	}
+	if ((s->ier & IER_RDA) && !(old & IER_RDA) && s->rx_count)
+		pulse_irq(s);
+}
+
+static void write_reg(struct serial *s, uint64_t reg, uint8_t v)
+{
+	switch (reg) {
+	case REG_DATA:
+		if (s->lcr & LCR_DLAB)
+			s->dll = v;
+		else
+			transmit(s, v);
+		break;
+	case REG_IER:
+		if (s->lcr & LCR_DLAB)
+			s->dlm = v;
+		else
+			write_ier(s, v);
+		break;
+	case REG_IIR:
+		s->fcr = v;
+		if (v & FCR_CLEAR_RX)
+			s->rx_head = s->rx_count = 0;
+		break;
+	case REG_LCR:
+		s->lcr = v;
+		break;
+	case REG_MCR:
+		s->mcr = v & 0x1f;
+		break;
+	case REG_LSR:
+	case REG_MSR:
+		break; /* read-only */
+	default:
+		s->scr = v;
+		break;
+	}
+}
+
+static void serial_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t len)
+{
+	struct serial *s = opaque;
+
+	memset(data, 0, len);
+	pthread_mutex_lock(&s->lock);
+	data[0] = read_reg(s, offset);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void serial_write(void *opaque, uint64_t offset, const uint8_t *data, uint32_t len)
+{
+	struct serial *s = opaque;
+
+	(void)len;
+	pthread_mutex_lock(&s->lock);
+	write_reg(s, offset, data[0]);
+	pthread_mutex_unlock(&s->lock);
+}
+
+const struct bus_dev_ops serial__ops = {
+	.read = serial_read,
+	.write = serial_write,
+};
+
+size_t serial__rx_space(struct serial *s)
+{
+	size_t space;
+
+	pthread_mutex_lock(&s->lock);
+	space = SERIAL_RX_FIFO - s->rx_count;
+	pthread_mutex_unlock(&s->lock);
+	return space;
+}
+
+size_t serial__input(struct serial *s, const uint8_t *buf, size_t len)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while (n < len && s->rx_count < SERIAL_RX_FIFO)
+		rx_push(s, buf[n++]);
+	s->m.bytes_in += n;
+	if (s->rx_count == SERIAL_RX_FIFO)
+		s->rx_was_full = 1;
+	if (n && (s->ier & IER_RDA))
+		pulse_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}

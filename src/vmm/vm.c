@@ -1,0 +1,385 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "vmm/layout.h"
+#include "vmm/log.h"
+#include "vmm/mptable.h"
+#include "vmm/vcpu.h"
+
+/* Linux writes the BIOS warm-reset flag before a panic reboot with this; see docs/boot.md. */
+#define EMBER_CMDLINE_SUFFIX "reboot=panic_warm"
+
+static int vm_ioctl(struct vm *vm, unsigned long req, unsigned long arg, const char *name)
+{
+	if (ioctl(vm->fd, req, arg) < 0)
+		return error__set(-errno, "%s: %s", name, strerror(errno));
+	return 0;
+}
+
+static int create_vm_fd(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	int ret;
+
+	vm->fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0)
+		return error__set(-errno, "KVM_CREATE_VM: %s", strerror(errno));
+	ret = vm_ioctl(vm, KVM_SET_TSS_ADDR, LAYOUT_TSS_ADDR, "KVM_SET_TSS_ADDR");
+	if (!ret) {
+		uint64_t idmap = LAYOUT_IDENTITY_MAP_ADDR;
+
+		ret = vm_ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, (unsigned long)&idmap,
+			       "KVM_SET_IDENTITY_MAP_ADDR");
+	}
+	if (!ret)
+		ret = vm_ioctl(vm, KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP");
+	if (!ret)
+		ret = vm_ioctl(vm, KVM_CREATE_PIT2, (unsigned long)&pit, "KVM_CREATE_PIT2");
+	if (ret) {
+		close(vm->fd);
+		vm->fd = -1;
+	}
+	return ret;
+}
+
+static int setup_memory(struct vm *vm)
+{
+	uint64_t bytes = vm->cfg->machine.mem_size_mib << 20;
+	int ret = memory__map(&vm->gmem, bytes);
+
+	if (ret)
+		return ret;
+	for (unsigned int i = 0; i < vm->gmem.nr_regions; i++) {
+		const struct gmem_region *r = &vm->gmem.regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = i,
+			.flags = vm->cfg->machine.track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uint64_t)(uintptr_t)r->host,
+		};
+
+		ret = vm_ioctl(vm, KVM_SET_USER_MEMORY_REGION, (unsigned long)&slot,
+			       "KVM_SET_USER_MEMORY_REGION");
+		if (ret) {
+			memory__unmap(&vm->gmem);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* An eventfd wired to a GSI through KVM_IRQFD: writing it pulses the interrupt. */
+static int irq_eventfd(struct vm *vm, uint32_t gsi)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct kvm_irqfd irqfd = { .gsi = gsi };
+
+	if (fd < 0)
+		return error__set(-errno, "eventfd: %s", strerror(errno));
+	irqfd.fd = (uint32_t)fd;
+	if (ioctl(vm->fd, KVM_IRQFD, &irqfd) < 0) {
+		int err = errno;
+
+		close(fd);
+		return error__set(-err, "KVM_IRQFD for GSI %u: %s", gsi, strerror(err));
+	}
+	return fd;
+}
+
+static void on_i8042_reset(void *opaque)
+{
+	struct vm *vm = opaque;
+
+	log_info("guest reset through the i8042");
+	vm__request_stop(vm, VM_STOP_RESET, 0);
+}
+
+static void on_debug_exit(void *opaque, uint8_t code)
+{
+	struct vm *vm = opaque;
+
+	log_info("guest wrote %u to the debug-exit port at %llu us", code,
+		 (unsigned long long)log__wall_us_since_start());
+	vm__request_stop(vm, VM_STOP_DEBUG_EXIT, code);
+}
+
+static int open_serial_out(struct vm *vm)
+{
+	const char *path = vm->cfg->serial.serial_out_path;
+
+	if (!path) {
+		vm->serial_out_fd = STDOUT_FILENO;
+		return 0;
+	}
+	vm->serial_out_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (vm->serial_out_fd < 0)
+		return error__set(-errno, "serial.serial_out_path %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static int setup_legacy_devices(struct vm *vm)
+{
+	int ret = open_serial_out(vm);
+
+	if (ret)
+		return ret;
+	vm->serial_irq_fd = irq_eventfd(vm, LAYOUT_COM1_IRQ);
+	if (vm->serial_irq_fd < 0)
+		return vm->serial_irq_fd;
+	vm->serial_rx_ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->serial_rx_ready_fd < 0)
+		return error__set(-errno, "eventfd: %s", strerror(errno));
+	serial__init(&vm->serial, vm->serial_out_fd, vm->serial_irq_fd, vm->serial_rx_ready_fd);
+	ret = bus__register(&vm->pio, LAYOUT_COM1_PORT, 8, &serial__ops, &vm->serial, "serial");
+	if (ret)
+		return error__set(ret, "cannot place the serial port");
+
+	vm->i8042_irq_fd = irq_eventfd(vm, LAYOUT_I8042_IRQ);
+	if (vm->i8042_irq_fd < 0)
+		return vm->i8042_irq_fd;
+	i8042__init(&vm->i8042, vm->i8042_irq_fd, on_i8042_reset, vm);
+	ret = bus__register(&vm->pio, LAYOUT_I8042_DATA_PORT, 1, &i8042__data_ops, &vm->i8042,
+			    "i8042");
+	if (!ret)
+		ret = bus__register(&vm->pio, LAYOUT_I8042_CMD_PORT, 1, &i8042__cmd_ops, &vm->i8042,
+				    "i8042");
+	if (!ret && vm->opts.boot_timer)
+		ret = bus__register(&vm->mmio, LAYOUT_BOOT_TIMER_ADDR, LAYOUT_BOOT_TIMER_SIZE,
+				    &boot_timer__ops, &vm->boot_timer, "boot-timer");
+	if (!ret && vm->opts.debug_exit) {
+		vm->debug_exit = (struct debug_exit){ on_debug_exit, vm };
+		ret = bus__register(&vm->pio, LAYOUT_DEBUG_EXIT_PORT, 4, &debug_exit__ops,
+				    &vm->debug_exit, "debug-exit");
+	}
+	if (ret)
+		return error__set(ret, "cannot place the legacy devices");
+	return 0;
+}
+
+int vm__build_cmdline(const struct vm_config *cfg, char **out)
+{
+	const char *args = cfg->boot.boot_args ? cfg->boot.boot_args : VM_DEFAULT_BOOT_ARGS;
+	const char *init_args = strstr(args, " -- ");
+	size_t head = init_args ? (size_t)(init_args - args) : strlen(args);
+	char *s;
+	int n;
+
+	/* Ember's own parameters must come before " -- ", after which all goes to init. */
+	n = asprintf(&s, "%.*s%s%s%s", (int)head, args, head ? " " : "", EMBER_CMDLINE_SUFFIX,
+		     init_args ? init_args : "");
+	if (n < 0)
+		return -ENOMEM;
+	*out = s;
+	return 0;
+}
+
+static int open_ro(const char *path, const char *what)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return error__set(-errno, "%s %s: %s", what, path, strerror(errno));
+	return fd;
+}
+
+static int load_kernel(struct vm *vm)
+{
+	const struct boot_source_config *b = &vm->cfg->boot;
+	int fd, ret;
+
+	fd = open_ro(b->kernel_image_path, "kernel image");
+	if (fd < 0)
+		return fd;
+	ret = boot_x86__load_kernel(&vm->gmem, fd, &vm->kernel);
+	close(fd);
+	if (ret)
+		return error__add_context(ret, "%s", b->kernel_image_path);
+	log_debug("loaded %s: [0x%llx, 0x%llx), entry 0x%llx",
+		  boot_x86__format_name(vm->kernel.format),
+		  (unsigned long long)vm->kernel.load_start,
+		  (unsigned long long)vm->kernel.load_end, (unsigned long long)vm->kernel.entry);
+	if (b->initrd_path) {
+		fd = open_ro(b->initrd_path, "initrd");
+		if (fd < 0)
+			return fd;
+		ret = boot_x86__load_initrd(&vm->gmem, fd, &vm->kernel, &vm->initrd);
+		close(fd);
+		if (ret)
+			return error__add_context(ret, "%s", b->initrd_path);
+	}
+	ret = vm__build_cmdline(vm->cfg, &vm->cmdline);
+	if (ret)
+		return ret;
+	ret = boot_x86__setup(&vm->gmem, &vm->kernel, vm->cmdline, &vm->initrd);
+	if (!ret)
+		ret = mptable__write(&vm->gmem, vm->nr_vcpus);
+	return ret;
+}
+
+static int create_vcpus(struct vm *vm)
+{
+	int ret;
+
+	if (vm->kvm.max_vcpus > 0 && vm->nr_vcpus > (uint32_t)vm->kvm.max_vcpus)
+		return error__set(-EINVAL, "machine-config.vcpu_count: KVM allows at most %d vCPUs",
+				  vm->kvm.max_vcpus);
+	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
+		ret = vcpu__create(vm, &vm->vcpus[i], i);
+		if (ret)
+			return ret;
+		vm->nr_started = i + 1;
+	}
+	return vcpu__set_boot_regs(&vm->vcpus[0]);
+}
+
+static void vm_init_fields(struct vm *vm, const struct vm_config *cfg,
+			   const struct vm_options *opts)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm.fd = -1;
+	vm->fd = -1;
+	vm->cfg = cfg;
+	vm->opts = *opts;
+	vm->nr_vcpus = cfg->machine.vcpu_count;
+	vm->serial_out_fd = -1;
+	vm->serial_irq_fd = -1;
+	vm->serial_rx_ready_fd = -1;
+	vm->i8042_irq_fd = -1;
+	vm->stop_evt = -1;
+	pthread_mutex_init(&vm->stop_lock, NULL);
+	bus__init(&vm->pio, "pio");
+	bus__init(&vm->mmio, "mmio");
+}
+
+int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_options *opts)
+{
+	int ret;
+
+	vm_init_fields(vm, cfg, opts);
+	vm->stop_evt = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_evt < 0)
+		return error__set(-errno, "eventfd: %s", strerror(errno));
+	ret = kvm__open(&vm->kvm, "/dev/kvm");
+	if (!ret)
+		ret = create_vm_fd(vm);
+	if (!ret)
+		ret = setup_memory(vm);
+	if (!ret)
+		ret = setup_legacy_devices(vm);
+	if (!ret)
+		ret = load_kernel(vm);
+	if (!ret)
+		ret = create_vcpus(vm);
+	if (ret) {
+		vm__destroy(vm);
+		return ret;
+	}
+	bus__freeze(&vm->pio);
+	bus__freeze(&vm->mmio);
+	return 0;
+}
+
+int vm__start(struct vm *vm)
+{
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
+		int ret = vcpu__start(&vm->vcpus[i]);
+
+		if (ret) {
+			vm__request_stop(vm, VM_STOP_ERROR, EMBER_EXIT_ERROR);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static bool warm_reset_flag(struct vm *vm)
+{
+	uint16_t flag = 0;
+
+	gmem__read(&vm->gmem, LAYOUT_WARM_RESET_FLAG_ADDR, &flag, sizeof(flag));
+	return flag == LAYOUT_WARM_RESET_MAGIC;
+}
+
+void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int code)
+{
+	uint64_t one = 1;
+	ssize_t r;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	if (vm->stop_reason == VM_STOP_NONE) {
+		if (reason == VM_STOP_RESET && warm_reset_flag(vm)) {
+			reason = VM_STOP_PANIC;
+			code = EMBER_EXIT_GUEST_PANIC;
+		}
+		vm->stop_reason = reason;
+		vm->stop_code = code;
+	}
+	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&vm->stop_lock);
+	r = write(vm->stop_evt, &one, sizeof(one));
+	(void)r;
+}
+
+void vm__stop_vcpus(struct vm *vm)
+{
+	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+	for (uint32_t i = 0; i < vm->nr_started; i++)
+		vcpu__kick(&vm->vcpus[i]);
+	for (uint32_t i = 0; i < vm->nr_started; i++)
+		vcpu__join(&vm->vcpus[i]);
+}
+
+int vm__exit_code(const struct vm *vm)
+{
+	switch (vm->stop_reason) {
+	case VM_STOP_RESET:
+		return EMBER_EXIT_OK;
+	case VM_STOP_PANIC:
+		return EMBER_EXIT_GUEST_PANIC;
+	default:
+		return vm->stop_code;
+	}
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void vm__destroy(struct vm *vm)
+{
+	vm__stop_vcpus(vm);
+	for (uint32_t i = 0; i < vm->nr_started; i++)
+		vcpu__destroy(&vm->vcpus[i]);
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	vm->nr_started = 0;
+	free(vm->cmdline);
+	vm->cmdline = NULL;
+	bus__destroy(&vm->pio);
+	bus__destroy(&vm->mmio);
+	close_fd(&vm->serial_irq_fd);
+	close_fd(&vm->serial_rx_ready_fd);
+	close_fd(&vm->i8042_irq_fd);
+	if (vm->serial_out_fd != STDOUT_FILENO)
+		close_fd(&vm->serial_out_fd);
+	memory__unmap(&vm->gmem);
+	close_fd(&vm->fd);
+	kvm__close(&vm->kvm);
+	close_fd(&vm->stop_evt);
+}

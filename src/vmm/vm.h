@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A VM: the KVM VM fd, its memory, its vCPUs, its buses and legacy devices, and how it
+ * stops.
+ */
+#ifndef EMBER_VMM_VM_H
+#define EMBER_VMM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/boot_timer.h"
+#include "vmm/boot_x86.h"
+#include "vmm/bus.h"
+#include "vmm/debug_exit.h"
+#include "vmm/i8042.h"
+#include "vmm/kvm.h"
+#include "vmm/memory.h"
+#include "vmm/serial.h"
+#include "vmm/vm_config.h"
+
+struct vcpu;
+
+enum vm_stop_reason {
+	VM_STOP_NONE,
+	VM_STOP_RESET,	    /* the guest reset: i8042 CPU reset or triple fault */
+	VM_STOP_PANIC,	    /* it reset with the warm-reset flag set: a guest panic */
+	VM_STOP_DEBUG_EXIT, /* it wrote its exit code to the debug-exit port */
+	VM_STOP_SIGNAL,	    /* Ember got SIGINT or SIGTERM */
+	VM_STOP_ERROR,	    /* a KVM or emulation error */
+};
+
+/* Ember's exit codes; docs/cli.md lists them. */
+#define EMBER_EXIT_OK 0
+#define EMBER_EXIT_ERROR 1
+#define EMBER_EXIT_GUEST_PANIC 2
+#define EMBER_EXIT_GUEST_FAULT 3
+
+/* Extra behaviour the command line switches on. */
+struct vm_options {
+	bool boot_timer;
+	bool debug_exit;
+	int serial_in_fd; /* stdin when it is a tty, else -1 */
+};
+
+struct vm {
+	struct kvm kvm;
+	int fd;
+	const struct vm_config *cfg;
+	struct vm_options opts;
+	struct gmem gmem;
+	struct kernel_image kernel;
+	struct initrd_image initrd;
+	char *cmdline;
+
+	struct vcpu *vcpus;
+	uint32_t nr_vcpus;
+	uint32_t nr_started;
+
+	struct bus pio;
+	struct bus mmio;
+	struct serial serial;
+	int serial_out_fd;
+	int serial_irq_fd;
+	int serial_rx_ready_fd;
+	struct i8042 i8042;
+	int i8042_irq_fd;
+	struct boot_timer boot_timer;
+	struct debug_exit debug_exit;
+
+	/* stopping: the first vCPU or signal to ask wins */
+	pthread_mutex_t stop_lock;
+	enum vm_stop_reason stop_reason;
+	int stop_code;
+	int stop_evt; /* eventfd, written when a stop is requested */
+	volatile bool stopping;
+};
+
+/* Opens KVM, creates the VM, memory, devices and vCPUs, and loads the kernel. */
+int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_options *opts);
+/* Starts one thread per vCPU. */
+int vm__start(struct vm *vm);
+/* Records why the VM stops (first caller wins) and wakes the VMM thread. */
+void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int code);
+/* Kicks every vCPU out of KVM_RUN and joins the threads. */
+void vm__stop_vcpus(struct vm *vm);
+/* The process exit code for the recorded stop reason. */
+int vm__exit_code(const struct vm *vm);
+void vm__destroy(struct vm *vm);
+/* Builds the kernel command line: boot_args plus what Ember appends. */
+int vm__build_cmdline(const struct vm_config *cfg, char **out);
+
+#endif
