@@ -78,8 +78,13 @@ test: deps
 
 test-all: all unit-test guest-test fuzz-smoke
 
+$(BUILD)/bench/spawn: bench/spawn.c
+	@mkdir -p $(dir $@)
+	$(quiet) CC $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
 bench: deps
-	@$(MAKE) --no-print-directory all $(GUEST_BINS)
+	@$(MAKE) --no-print-directory all $(GUEST_BINS) $(BUILD)/bench/spawn
 	@$(PYTHON) bench/startup.py
 
 clean:

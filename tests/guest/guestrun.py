@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Runs build/ember on the test guest and hands back what happened.
+
+The guest (tests/guest/, docs/test-guest.md) prints lines starting with "EMBER-GUEST: " on
+the serial port, which Ember copies to its stdout. `run()` writes a Firecracker-style
+config to a temporary directory, runs Ember with a timeout and returns a `Result`.
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("EMBER_BUILD", ROOT / "build"))
+if not BUILD.is_absolute():
+    BUILD = ROOT / BUILD
+EMBER = BUILD / "ember"
+GUEST_DIR = BUILD / "tests" / "guest"
+
+PREFIX = "EMBER-GUEST: "
+# A guest run that takes longer than this is a failure even if it ends well: a typical
+# one takes well under a second.
+TIMEOUT = 20.0
+SLOW = TIMEOUT / 2
+
+# The serial test's pattern (tests/guest/serial.c, docs/test-guest.md).
+SERIAL_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+SERIAL_PATTERN = (
+    PREFIX + "serial " + "".join(chr(c) for c in range(0x20, 0x7F)) + "\n"
+    + "".join(SERIAL_ALPHABET[i % len(SERIAL_ALPHABET)] for i in range(2000)) + "\n"
+    + PREFIX + "serial-end\n"
+)
+
+
+def image(name):
+    """Path of a guest image in the build directory, e.g. image("guest.elf")."""
+    return GUEST_DIR / name
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str  # decoded as latin-1: one character per byte the guest sent
+    stderr: str
+    seconds: float
+    config: dict = field(default_factory=dict)
+
+    @property
+    def lines(self):
+        """The guest's report lines, without the prefix."""
+        return [l[len(PREFIX):] for l in self.stdout.splitlines() if l.startswith(PREFIX)]
+
+    def values(self, keyword):
+        """Lines "<keyword> ..." as lists of words after the keyword."""
+        return [l.split()[1:] for l in self.lines if l.split()[:1] == [keyword]]
+
+    def passed(self, test):
+        return f"PASS {test}" in self.lines
+
+    def summary(self):
+        """(passed, failed) from the final "done" line, or None."""
+        for l in self.lines:
+            if l.startswith("done "):
+                kv = dict(w.split("=", 1) for w in l.split()[1:])
+                return int(kv["passed"]), int(kv["failed"])
+        return None
+
+    def explain(self):
+        return (f"exit code {self.returncode} after {self.seconds:.2f} s\n"
+                f"config: {json.dumps(self.config)}\n"
+                f"--- stdout ---\n{self.stdout[-4000:]}\n--- stderr ---\n{self.stderr[-4000:]}")
+
+    def assert_all_passed(self, tests):
+        """Every test in `tests` passed, nothing failed, and the guest got to the end."""
+        for t in tests:
+            assert self.passed(t), f"{t} did not pass\n{self.explain()}"
+        assert self.summary() == (len(tests), 0), self.explain()
+
+
+def make_config(kernel, boot_args, vcpus, mem_mib):
+    return {
+        "boot-source": {
+            "kernel_image_path": str(kernel),
+            "boot_args": boot_args,
+            "initrd_path": None,
+        },
+        "machine-config": {"vcpu_count": vcpus, "mem_size_mib": mem_mib},
+    }
+
+
+def run(kernel=None, boot_args="tests=hello", vcpus=1, mem_mib=128, debug_exit=False,
+        boot_timer=False, extra_args=(), timeout=TIMEOUT, config=None, check_fast=True):
+    """Boots `kernel` (default: guest.elf) under Ember and waits for it to stop.
+
+    `config` replaces the generated config entirely. With `check_fast`, a run that takes
+    longer than SLOW seconds fails the calling test."""
+    if config is None:
+        config = make_config(kernel or image("guest.elf"), boot_args, vcpus, mem_mib)
+    args = [str(EMBER)]
+    if debug_exit:
+        args.append("--debug-exit")
+    if boot_timer:
+        args.append("--boot-timer")
+    args += list(extra_args)
+    with tempfile.TemporaryDirectory(prefix="ember-guest-") as tmp:
+        path = Path(tmp) / "vm.json"
+        path.write_text(json.dumps(config))
+        args[1:1] = ["--config-file", str(path), "--no-api"]
+        start = time.monotonic()
+        try:
+            p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=timeout, cwd=tmp)
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"").decode("latin-1")
+            err = (e.stderr or b"").decode("latin-1", "replace")
+            raise AssertionError(f"ember did not stop within {timeout} s\n"
+                                 f"--- stdout ---\n{out[-4000:]}\n--- stderr ---\n{err[-4000:]}")
+        seconds = time.monotonic() - start
+    r = Result(p.returncode, p.stdout.decode("latin-1"), p.stderr.decode("latin-1", "replace"),
+               seconds, config)
+    assert r.returncode >= 0, f"ember died of signal {-r.returncode}\n{r.explain()}"
+    if check_fast:
+        assert seconds < SLOW, f"the run took {seconds:.2f} s\n{r.explain()}"
+    return r
