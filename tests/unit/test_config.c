@@ -1,0 +1,698 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Unit tests for src/api/config.c: Firecracker's config-file JSON -> struct vm_config. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "api/config.h"
+#include "vmm/log.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* A minimal good config, and the same without its opening brace, to add sections in front. */
+#define MINIMAL_TAIL "\"boot-source\":{\"kernel_image_path\":\"/k\"}}"
+#define MINIMAL	     "{" MINIMAL_TAIL
+
+static const char full_config[] =
+	"{\n"
+	"  \"boot-source\": {\"kernel_image_path\": \"/img/vmlinux\",\n"
+	"                  \"initrd_path\": \"/img/initrd\",\n"
+	"                  \"boot_args\": \"console=ttyS0 reboot=k\"},\n"
+	"  \"machine-config\": {\"vcpu_count\": 4, \"mem_size_mib\": 1024, \"smt\": true,\n"
+	"                     \"track_dirty_pages\": true, \"huge_pages\": \"None\",\n"
+	"                     \"cpu_template\": \"None\"},\n"
+	"  \"logger\": {\"log_path\": \"/tmp/fc.log\", \"level\": \"debug\",\n"
+	"             \"show_level\": true, \"show_log_origin\": true},\n"
+	"  \"serial\": {\"serial_out_path\": \"/tmp/serial.out\"},\n"
+	"  \"drives\": [], \"network-interfaces\": [],\n"
+	"  \"vsock\": null, \"balloon\": null, \"entropy\": null, \"mmds-config\": null,\n"
+	"  \"metrics\": null, \"cpu-config\": null\n"
+	"}";
+
+static int parse(struct vm_config *cfg, const char *json)
+{
+	config__init(cfg);
+	error__clear();
+	return config__parse(cfg, json, strlen(json));
+}
+
+static void assert_config_is_default(const struct vm_config *cfg)
+{
+	assert_null(cfg->boot.kernel_image_path);
+	assert_null(cfg->boot.initrd_path);
+	assert_null(cfg->boot.boot_args);
+	assert_null(cfg->logger.log_path);
+	assert_null(cfg->serial.serial_out_path);
+	assert_int_equal(cfg->machine.vcpu_count, 1);
+	assert_int_equal(cfg->machine.mem_size_mib, 128);
+	assert_false(cfg->has_logger);
+}
+
+/* The error line must name the field: a substring match on needle, and one line only. */
+static void check_error(const char *what, int ret, int want_ret, const char *needle)
+{
+	const char *msg = error__get();
+
+	if (ret != want_ret || !strstr(msg, needle) || strchr(msg, '\n')) {
+		print_error("input %s\n  ret %d (want %d)\n  error \"%s\"\n  want  \"%s\"\n", what,
+			    ret, want_ret, msg, needle);
+		fail();
+	}
+}
+
+static void expect_reject_len(const char *json, size_t len, const char *needle)
+{
+	struct vm_config cfg;
+	int ret;
+
+	config__init(&cfg);
+	error__clear();
+	ret = config__parse(&cfg, json, len);
+	check_error(json, ret, -EINVAL, needle);
+	assert_config_is_default(&cfg);
+	config__free(&cfg);
+}
+
+static void expect_reject(const char *json, const char *needle)
+{
+	expect_reject_len(json, strlen(json), needle);
+}
+
+static void expect_accept(const char *json)
+{
+	struct vm_config cfg;
+	int ret = parse(&cfg, json);
+
+	if (ret) {
+		print_error("input %s\n  rejected: %s\n", json, error__get());
+		fail();
+	}
+	config__free(&cfg);
+}
+
+/*
+ * A good config, except that section gets "key": value (and loses its own "key"). With
+ * section "boot-source" the document holds only that section.
+ */
+static const struct {
+	const char *section;
+	const char *base[2][2];
+} bases[] = {
+	{ "boot-source", { { "kernel_image_path", "\"/k\"" } } },
+	{ "machine-config", { { "vcpu_count", "2" }, { "mem_size_mib", "256" } } },
+	{ "logger", { { "log_path", "\"/l\"" } } },
+	{ "serial", { { NULL } } },
+};
+
+static char *doc_with(const char *section, const char *key, const char *value)
+{
+	static char buf[8192];
+	size_t n;
+
+	if (!strcmp(section, "boot-source"))
+		n = (size_t)snprintf(buf, sizeof(buf), "{\"boot-source\":{");
+	else
+		n = (size_t)snprintf(buf, sizeof(buf),
+				     "{\"boot-source\":{\"kernel_image_path\":\"/k\"},\"%s\":{",
+				     section);
+	for (size_t i = 0; i < ARRAY_SIZE(bases); i++) {
+		if (strcmp(bases[i].section, section))
+			continue;
+		for (size_t j = 0; j < 2 && bases[i].base[j][0]; j++) {
+			if (strcmp(bases[i].base[j][0], key))
+				n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\"%s\":%s,",
+						      bases[i].base[j][0], bases[i].base[j][1]);
+		}
+	}
+	snprintf(buf + n, sizeof(buf) - n, "\"%s\":%s}}", key, value);
+	return buf;
+}
+
+static void test_minimal(void **state)
+{
+	struct vm_config cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, MINIMAL), 0);
+	assert_string_equal(cfg.boot.kernel_image_path, "/k");
+	assert_null(cfg.boot.initrd_path);
+	assert_null(cfg.boot.boot_args);
+	config__free(&cfg);
+	assert_null(cfg.boot.kernel_image_path);
+	config__free(&cfg);
+}
+
+static void test_full(void **state)
+{
+	struct vm_config cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, full_config), 0);
+	assert_string_equal(cfg.boot.kernel_image_path, "/img/vmlinux");
+	assert_string_equal(cfg.boot.initrd_path, "/img/initrd");
+	assert_string_equal(cfg.boot.boot_args, "console=ttyS0 reboot=k");
+	assert_int_equal(cfg.machine.vcpu_count, 4);
+	assert_int_equal(cfg.machine.mem_size_mib, 1024);
+	assert_true(cfg.machine.smt);
+	assert_true(cfg.machine.track_dirty_pages);
+	assert_int_equal(cfg.machine.huge_pages, HUGE_PAGES_NONE);
+	assert_true(cfg.has_logger);
+	assert_string_equal(cfg.logger.log_path, "/tmp/fc.log");
+	assert_int_equal(cfg.logger.level, LOG_LEVEL_DEBUG);
+	assert_true(cfg.logger.show_level);
+	assert_true(cfg.logger.show_log_origin);
+	assert_string_equal(cfg.serial.serial_out_path, "/tmp/serial.out");
+	config__free(&cfg);
+	config__free(&cfg);
+	assert_null(cfg.boot.initrd_path);
+	assert_null(cfg.logger.log_path);
+	assert_null(cfg.serial.serial_out_path);
+}
+
+static void test_defaults(void **state)
+{
+	struct vm_config cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, MINIMAL), 0);
+	assert_int_equal(cfg.machine.vcpu_count, 1);
+	assert_int_equal(cfg.machine.mem_size_mib, 128);
+	assert_false(cfg.machine.smt);
+	assert_false(cfg.machine.track_dirty_pages);
+	assert_int_equal(cfg.machine.huge_pages, HUGE_PAGES_NONE);
+	assert_false(cfg.has_logger);
+	assert_int_equal(cfg.logger.level, LOG_LEVEL_INFO);
+	assert_false(cfg.logger.show_level);
+	assert_null(cfg.serial.serial_out_path);
+	config__free(&cfg);
+}
+
+static void test_null_means_absent(void **state)
+{
+	struct vm_config cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, "{\"boot-source\":{\"kernel_image_path\":\"/k\","
+				     "\"initrd_path\":null,\"boot_args\":null},"
+				     "\"machine-config\":null,\"logger\":null,\"serial\":null,"
+				     "\"drives\":null}"),
+			 0);
+	assert_null(cfg.boot.initrd_path);
+	assert_false(cfg.has_logger);
+	assert_int_equal(cfg.machine.vcpu_count, 1);
+	config__free(&cfg);
+}
+
+static void test_good_values(void **state)
+{
+	static const struct {
+		const char *section, *key, *value;
+	} cases[] = {
+		{ "machine-config", "vcpu_count", "1" },
+		{ "machine-config", "vcpu_count", "32" },
+		{ "machine-config", "mem_size_mib", "1" },
+		{ "machine-config", "mem_size_mib", "1048576" },
+		{ "machine-config", "smt", "false" },
+		{ "machine-config", "huge_pages", "\"None\"" },
+		{ "machine-config", "cpu_template", "\"None\"" },
+		{ "logger", "level", "\"Warn\"" },
+		{ "logger", "level", "\"WARNING\"" },
+		{ "logger", "level", "\"off\"" },
+		{ "logger", "level", "\"Trace\"" },
+		{ "logger", "module", "null" },
+		{ "serial", "rate_limiter", "null" },
+		{ "boot-source", "kernel_image_path", "\"/k\\\\u0000\"" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		expect_accept(doc_with(cases[i].section, cases[i].key, cases[i].value));
+}
+
+static void test_log_levels(void **state)
+{
+	struct vm_config cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, doc_with("logger", "level", "\"Warn\"")), 0);
+	assert_int_equal(cfg.logger.level, LOG_LEVEL_WARN);
+	assert_true(cfg.has_logger);
+	config__free(&cfg);
+	assert_int_equal(parse(&cfg, doc_with("logger", "level", "\"ERROR\"")), 0);
+	assert_int_equal(cfg.logger.level, LOG_LEVEL_ERROR);
+	config__free(&cfg);
+}
+
+static const struct bad_value {
+	const char *section, *key, *value, *needle;
+} bad_values[] = {
+	{ "boot-source", "kernel_image_path", "1",
+	  "boot-source.kernel_image_path: must be a string, got a number" },
+	{ "boot-source", "kernel_image_path", "true",
+	  "boot-source.kernel_image_path: must be a string" },
+	{ "boot-source", "kernel_image_path", "null",
+	  "boot-source.kernel_image_path: must be a string, got null" },
+	{ "boot-source", "kernel_image_path", "[]",
+	  "boot-source.kernel_image_path: must be a string, got an array" },
+	{ "boot-source", "kernel_image_path", "{}",
+	  "boot-source.kernel_image_path: must be a string, got an object" },
+	{ "boot-source", "kernel_image_path", "\"\"",
+	  "boot-source.kernel_image_path: must not be empty" },
+	{ "boot-source", "initrd_path", "7", "boot-source.initrd_path: must be a string" },
+	{ "boot-source", "initrd_path", "false", "boot-source.initrd_path: must be a string" },
+	{ "boot-source", "initrd_path", "\"\"", "boot-source.initrd_path: must not be empty" },
+	{ "boot-source", "boot_args", "[\"a\"]", "boot-source.boot_args: must be a string" },
+	{ "boot-source", "boot_args", "{}", "boot-source.boot_args: must be a string" },
+	{ "machine-config", "vcpu_count", "\"2\"",
+	  "machine-config.vcpu_count: must be an integer from 1 to 32, got a string" },
+	{ "machine-config", "vcpu_count", "true",
+	  "machine-config.vcpu_count: must be an integer from 1 to 32, got a boolean" },
+	{ "machine-config", "vcpu_count", "null",
+	  "machine-config.vcpu_count: must be an integer from 1 to 32, got null" },
+	{ "machine-config", "vcpu_count", "[2]", "machine-config.vcpu_count: must be an integer" },
+	{ "machine-config", "vcpu_count", "0",
+	  "machine-config.vcpu_count: must be an integer from 1 to 32, got 0" },
+	{ "machine-config", "vcpu_count", "33",
+	  "machine-config.vcpu_count: must be an integer from 1 to 32, got 33" },
+	{ "machine-config", "vcpu_count", "-1",
+	  "machine-config.vcpu_count: must be an integer from 1 to 32, got -1" },
+	{ "machine-config", "vcpu_count", "-0",
+	  "machine-config.vcpu_count: must be an integer from 1 to 32, got -0" },
+	{ "machine-config", "vcpu_count", "2.5",
+	  "machine-config.vcpu_count: must be an integer from 1 to 32, got 2.5" },
+	{ "machine-config", "vcpu_count", "1e300",
+	  "machine-config.vcpu_count: must be an integer from 1 to 32, got 1e+300" },
+	{ "machine-config", "vcpu_count", "1e400",
+	  "machine-config.vcpu_count: must be an integer" },
+	{ "machine-config", "vcpu_count", "4294967297",
+	  "machine-config.vcpu_count: must be an integer" },
+	{ "machine-config", "mem_size_mib", "0",
+	  "machine-config.mem_size_mib: must be an integer from 1 to 1048576, got 0" },
+	{ "machine-config", "mem_size_mib", "1048577",
+	  "machine-config.mem_size_mib: must be an integer from 1 to 1048576, got 1048577" },
+	{ "machine-config", "mem_size_mib", "9007199254740993",
+	  "machine-config.mem_size_mib: must be an integer" },
+	{ "machine-config", "mem_size_mib", "18446744073709551616",
+	  "machine-config.mem_size_mib: must be an integer" },
+	{ "machine-config", "mem_size_mib", "128.5",
+	  "machine-config.mem_size_mib: must be an integer" },
+	{ "machine-config", "mem_size_mib", "\"128\"",
+	  "machine-config.mem_size_mib: must be an integer" },
+	{ "machine-config", "mem_size_mib", "false",
+	  "machine-config.mem_size_mib: must be an integer" },
+	{ "machine-config", "smt", "\"true\"",
+	  "machine-config.smt: must be true or false, got a string" },
+	{ "machine-config", "smt", "1", "machine-config.smt: must be true or false, got a number" },
+	{ "machine-config", "track_dirty_pages", "\"yes\"",
+	  "machine-config.track_dirty_pages: must be true or false" },
+	{ "machine-config", "track_dirty_pages", "0",
+	  "machine-config.track_dirty_pages: must be true or false" },
+	{ "machine-config", "huge_pages", "2",
+	  "machine-config.huge_pages: must be \"None\", \"2M\" or \"Transparent\", got a number" },
+	{ "machine-config", "huge_pages", "true", "machine-config.huge_pages: must be" },
+	{ "machine-config", "huge_pages", "\"4M\"",
+	  "machine-config.huge_pages: must be \"None\", \"2M\" or \"Transparent\", got \"4M\"" },
+	{ "machine-config", "huge_pages", "\"none\"", "machine-config.huge_pages: must be" },
+	{ "machine-config", "huge_pages", "\"2M\"",
+	  "machine-config.huge_pages: \"2M\" is not supported yet" },
+	{ "machine-config", "huge_pages", "\"Transparent\"",
+	  "machine-config.huge_pages: \"Transparent\" is not supported yet" },
+	{ "machine-config", "cpu_template", "1", "machine-config.cpu_template: must be a string" },
+	{ "machine-config", "cpu_template", "\"T2\"",
+	  "machine-config.cpu_template: \"T2\" is not supported yet" },
+	{ "machine-config", "cpu_template", "\"C3\"",
+	  "machine-config.cpu_template: \"C3\" is not supported yet" },
+	{ "logger", "log_path", "1", "logger.log_path: must be a string" },
+	{ "logger", "log_path", "null", "logger.log_path: must be a string, got null" },
+	{ "logger", "log_path", "\"\"", "logger.log_path: must not be empty" },
+	{ "logger", "level", "3",
+	  "logger.level: must be one of \"Error\", \"Warning\", \"Info\", \"Debug\", \"Trace\", "
+	  "\"Off\", got a number" },
+	{ "logger", "level", "\"Verbose\"", "logger.level: must be one of" },
+	{ "logger", "level", "true", "logger.level: must be one of" },
+	{ "logger", "show_level", "\"true\"", "logger.show_level: must be true or false" },
+	{ "logger", "show_level", "1", "logger.show_level: must be true or false" },
+	{ "logger", "show_log_origin", "\"false\"",
+	  "logger.show_log_origin: must be true or false" },
+	{ "logger", "module", "\"api_server\"", "logger.module: not supported yet" },
+	{ "serial", "serial_out_path", "1", "serial.serial_out_path: must be a string" },
+	{ "serial", "serial_out_path", "true", "serial.serial_out_path: must be a string" },
+	{ "serial", "serial_out_path", "\"\"", "serial.serial_out_path: must not be empty" },
+	{ "serial", "rate_limiter", "{}", "serial.rate_limiter: not supported yet" },
+	{ "boot-source", "kernel", "\"/k\"", "boot-source: unknown field \"kernel\"" },
+	{ "machine-config", "vcpus", "2", "machine-config: unknown field \"vcpus\"" },
+	{ "logger", "path", "\"/l\"", "logger: unknown field \"path\"" },
+	{ "serial", "out", "\"/s\"", "serial: unknown field \"out\"" },
+	{ "serial", "Serial_out_path", "\"/s\"", "serial: unknown field \"Serial_out_path\"" },
+};
+
+static void test_bad_values(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(bad_values); i++) {
+		const struct bad_value *b = &bad_values[i];
+
+		expect_reject(doc_with(b->section, b->key, b->value), b->needle);
+	}
+}
+
+static void test_boot_args_length(void **state)
+{
+	char args[4097], value[4100];
+
+	(void)state;
+	memset(args, 'a', sizeof(args) - 1);
+	args[4095] = '\0';
+	snprintf(value, sizeof(value), "\"%s\"", args);
+	expect_accept(doc_with("boot-source", "boot_args", value));
+	args[4095] = 'a';
+	args[4096] = '\0';
+	snprintf(value, sizeof(value), "\"%s\"", args);
+	expect_reject(doc_with("boot-source", "boot_args", value),
+		      "boot-source.boot_args: must be at most 4095 bytes long, got 4096");
+}
+
+static void test_sections(void **state)
+{
+	static const struct {
+		const char *json, *needle;
+	} cases[] = {
+		{ "{\"boot-source\":[]}", "boot-source: must be an object, got an array" },
+		{ "{\"boot-source\":\"/k\"}", "boot-source: must be an object, got a string" },
+		{ "{\"boot-source\":null}", "boot-source: must be an object, got null" },
+		{ "{\"machine-config\":1," MINIMAL_TAIL, "machine-config: must be an object" },
+		{ "{\"logger\":\"x\"," MINIMAL_TAIL, "logger: must be an object, got a string" },
+		{ "{\"serial\":true," MINIMAL_TAIL, "serial: must be an object, got a boolean" },
+		{ "{\"drives\":{}," MINIMAL_TAIL, "drives: must be an array, got an object" },
+		{ "{\"drives\":[{}]," MINIMAL_TAIL, "drives: block devices are not supported yet" },
+		{ "{\"network-interfaces\":[1]," MINIMAL_TAIL,
+		  "network-interfaces: network interfaces are not supported yet" },
+		{ "{\"network-interfaces\":\"eth0\"," MINIMAL_TAIL,
+		  "network-interfaces: must be an array" },
+		{ "{\"vsock\":{}," MINIMAL_TAIL, "vsock: not supported yet" },
+		{ "{\"vsock\":{\"uds_path\":\"/v\"}," MINIMAL_TAIL, "vsock: not supported yet" },
+		{ "{\"balloon\":{}," MINIMAL_TAIL, "balloon: not supported yet" },
+		{ "{\"entropy\":{}," MINIMAL_TAIL, "entropy: not supported yet" },
+		{ "{\"mmds-config\":{}," MINIMAL_TAIL, "mmds-config: not supported yet" },
+		{ "{\"metrics\":{}," MINIMAL_TAIL, "metrics: not supported yet" },
+		{ "{\"cpu-config\":\"/c.json\"," MINIMAL_TAIL, "cpu-config: not supported yet" },
+		{ "{\"cpu-config\":false," MINIMAL_TAIL, "cpu-config: not supported yet" },
+		{ "{\"foo\":{}," MINIMAL_TAIL, "config: unknown section \"foo\"" },
+		{ "{\"Boot-source\":{}}", "config: unknown section \"Boot-source\"" },
+		{ "{\"fo\\no\":1}", "config: unknown section \"fo?o\"" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		expect_reject(cases[i].json, cases[i].needle);
+	expect_accept("{\"drives\":[],\"network-interfaces\":[]," MINIMAL_TAIL);
+	expect_accept("{\"vsock\":null,\"balloon\":null,\"entropy\":null,\"mmds-config\":null,"
+		      "\"metrics\":null,\"cpu-config\":null," MINIMAL_TAIL);
+}
+
+static void test_missing_required(void **state)
+{
+	static const struct {
+		const char *json, *needle;
+	} cases[] = {
+		{ "{}", "boot-source: required section is missing" },
+		{ "{\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128}}",
+		  "boot-source: required section is missing" },
+		{ "{\"boot-source\":{}}",
+		  "boot-source.kernel_image_path: required field is missing" },
+		{ "{\"boot-source\":{\"initrd_path\":\"/i\"}}",
+		  "boot-source.kernel_image_path: required field is missing" },
+		{ "{\"machine-config\":{\"mem_size_mib\":128}," MINIMAL_TAIL,
+		  "machine-config.vcpu_count: required field is missing" },
+		{ "{\"machine-config\":{\"vcpu_count\":2}," MINIMAL_TAIL,
+		  "machine-config.mem_size_mib: required field is missing" },
+		{ "{\"machine-config\":{}," MINIMAL_TAIL,
+		  "machine-config.vcpu_count: required field" },
+		{ "{\"logger\":{\"level\":\"Info\"}," MINIMAL_TAIL,
+		  "logger.log_path: required field is missing" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		expect_reject(cases[i].json, cases[i].needle);
+	expect_accept("{\"serial\":{}," MINIMAL_TAIL);
+}
+
+static void test_smt(void **state)
+{
+	(void)state;
+	expect_reject("{\"machine-config\":{\"vcpu_count\":3,\"mem_size_mib\":128,\"smt\":true}"
+		      "," MINIMAL_TAIL,
+		      "machine-config.smt: needs vcpu_count 1 or an even number, got 3");
+	expect_reject("{\"machine-config\":{\"smt\":true,\"mem_size_mib\":128,\"vcpu_count\":31}"
+		      "," MINIMAL_TAIL,
+		      "machine-config.smt");
+	expect_accept("{\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"smt\":true}"
+		      "," MINIMAL_TAIL);
+	expect_accept("{\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":true}"
+		      "," MINIMAL_TAIL);
+	expect_accept("{\"machine-config\":{\"vcpu_count\":3,\"mem_size_mib\":128,\"smt\":false}"
+		      "," MINIMAL_TAIL);
+}
+
+static void test_duplicate_keys(void **state)
+{
+	(void)state;
+	expect_reject("{\"boot-source\":{\"kernel_image_path\":\"/a\"}," MINIMAL_TAIL,
+		      "config: duplicate section \"boot-source\"");
+	expect_reject(
+		"{\"boot-source\":{\"kernel_image_path\":\"/a\",\"kernel_image_path\":\"/b\"}}",
+		"boot-source: duplicate field \"kernel_image_path\"");
+	expect_reject("{\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":128,\"vcpu_count\":4}"
+		      "," MINIMAL_TAIL,
+		      "machine-config: duplicate field \"vcpu_count\"");
+	expect_reject("{\"drives\":[],\"drives\":[]," MINIMAL_TAIL,
+		      "config: duplicate section \"drives\"");
+	expect_reject("{\"vsock\":null,\"vsock\":null," MINIMAL_TAIL,
+		      "config: duplicate section \"vsock\"");
+}
+
+static void test_nul_in_strings(void **state)
+{
+	static const char raw_nul[] = "{\"boot-source\":{\"kernel_image_path\":\"/k\0x\"}}";
+	struct vm_config cfg;
+
+	(void)state;
+	/* an escaped backslash followed by "u0000" is plain text */
+	assert_int_equal(parse(&cfg, doc_with("boot-source", "kernel_image_path",
+					      "\"/k\\\\u0000\\\"\\u0041\"")),
+			 0);
+	assert_string_equal(cfg.boot.kernel_image_path, "/k\\u0000\"A");
+	config__free(&cfg);
+	expect_reject(doc_with("boot-source", "kernel_image_path", "\"/k\\u0000/evil\""),
+		      "boot-source.kernel_image_path: must not contain a NUL byte");
+	expect_reject(doc_with("logger", "log_path", "\"\\u0000\""),
+		      "logger.log_path: must not contain a NUL byte");
+	expect_reject(doc_with("boot-source", "boot_args", "\"a\\\\\\u0000\""),
+		      "boot-source.boot_args: must not contain a NUL byte");
+	expect_reject("{\"boot-source\\u0000x\":{\"kernel_image_path\":\"/k\"}}",
+		      "config: name \"boot-source\" contains a NUL byte");
+	expect_reject("{\"boot-source\":{\"kernel_image_path\\u0000\":\"/k\"}}",
+		      "boot-source: name \"kernel_image_path\" contains a NUL byte");
+	expect_reject("{\"vsock\":{\"a\":[\"x\",\"y\\u0000\"]}," MINIMAL_TAIL,
+		      "vsock.a[1]: must not contain a NUL byte");
+	expect_reject_len(raw_nul, sizeof(raw_nul) - 1,
+			  "config: not valid JSON near byte 39 (line 1, column 40)");
+	expect_reject("{\"boot-source\":{\"kernel_image_path\":\"/k\tx\"}}", "control character");
+	expect_reject("{\"boot-source\":\x01{\"kernel_image_path\":\"/k\"}}",
+		      "config: not valid JSON near byte 15 (line 1, column 16): control character");
+}
+
+static void test_invalid_json(void **state)
+{
+	(void)state;
+	expect_reject_len("", 0, "config: empty input");
+	expect_reject_len(NULL, 0, "config: empty input");
+	expect_reject(" \n\t\r", "config: empty input");
+	expect_reject("{\"boot-source\":", "config: not valid JSON near byte");
+	expect_reject("{\"a\" 1}", "config: not valid JSON near byte 5 (line 1, column 6)");
+	expect_reject("{\n\"a\":\n tru}", "config: not valid JSON near byte 8 (line 3, column 2)");
+	expect_reject("{'boot-source':{}}", "config: not valid JSON near byte");
+	expect_reject(MINIMAL " x", "config: not valid JSON near byte 43 (line 1, column 44): data "
+				    "after the top-level value");
+	expect_reject(MINIMAL "{}", "data after the top-level value");
+	expect_reject("[]", "config: top level must be an object, got an array");
+	expect_reject("[" MINIMAL "]", "config: top level must be an object, got an array");
+	expect_reject("[\"\\u0000\"]", "config: top level must be an object, got an array");
+	expect_reject("null", "config: top level must be an object, got null");
+	expect_reject("42", "config: top level must be an object, got a number");
+	expect_reject("\"x\"", "config: top level must be an object, got a string");
+	expect_accept(" \n" MINIMAL " \r\n\t");
+}
+
+static void test_too_large(void **state)
+{
+	size_t len = CONFIG_FILE_MAX + 1;
+	char *buf = malloc(len);
+
+	(void)state;
+	assert_non_null(buf);
+	memset(buf, ' ', len);
+	memcpy(buf, MINIMAL, strlen(MINIMAL));
+	expect_reject_len(buf, len, "config: larger than 1048576 bytes");
+	free(buf);
+}
+
+/* Deep nesting stays within cJSON's limit or is refused, never a crash. */
+static void test_deep_nesting(void **state)
+{
+	size_t depth = 100000, n = 0;
+	char *buf = malloc(2 * depth + 64);
+
+	(void)state;
+	assert_non_null(buf);
+	for (size_t i = 0; i < depth; i++)
+		buf[n++] = '[';
+	for (size_t i = 0; i < depth; i++)
+		buf[n++] = ']';
+	expect_reject_len(buf, n, "config: not valid JSON");
+
+	n = (size_t)sprintf(buf, "{\"vsock\":");
+	for (size_t i = 0; i < 900; i++)
+		buf[n++] = '[';
+	n += (size_t)sprintf(buf + n, "\"\\u0000\"");
+	for (size_t i = 0; i < 900; i++)
+		buf[n++] = ']';
+	buf[n++] = '}';
+	expect_reject_len(buf, n, "vsock[0][0][0]");
+	free(buf);
+}
+
+/*
+ * The input has no NUL terminator: put it flush against an unmapped page, so that any read
+ * past len faults. Every proper prefix of a good config must be refused cleanly.
+ */
+static void test_not_nul_terminated(void **state)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t len = strlen(full_config);
+	char *map, *end;
+	struct vm_config cfg;
+
+	(void)state;
+	map = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		   0);
+	assert_true(map != MAP_FAILED);
+	assert_int_equal(mprotect(map + page, (size_t)page, PROT_NONE), 0);
+	end = map + page;
+	memcpy(end - len, full_config, len);
+	config__init(&cfg);
+	assert_int_equal(config__parse(&cfg, end - len, len), 0);
+	assert_int_equal(cfg.machine.vcpu_count, 4);
+	config__free(&cfg);
+	for (size_t n = 0; n < len; n++) {
+		memcpy(end - n, full_config, n);
+		expect_reject_len(end - n, n, "config:");
+	}
+	memcpy(end - 5, "{\"a\\u", 5);
+	expect_reject_len(end - 5, 5, "config: not valid JSON");
+	memcpy(end - 2, "1e", 2);
+	expect_reject_len(end - 2, 2, "config:");
+	munmap(map, 2 * (size_t)page);
+}
+
+static void test_failure_frees(void **state)
+{
+	struct vm_config cfg;
+
+	(void)state;
+	/* kernel_image_path and log_path are allocated before the bad value is reached */
+	assert_int_equal(parse(&cfg, "{\"boot-source\":{\"kernel_image_path\":\"/k\"},"
+				     "\"logger\":{\"log_path\":\"/l\"},"
+				     "\"machine-config\":{\"vcpu_count\":0,\"mem_size_mib\":1}}"),
+			 -EINVAL);
+	assert_config_is_default(&cfg);
+	config__free(&cfg);
+	config__free(&cfg);
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static void test_load_file(void **state)
+{
+	char dir[] = "/tmp/test_config.XXXXXX", path[64], msg[128];
+	struct vm_config cfg;
+	int ret;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/vm.json", dir);
+	config__init(&cfg);
+
+	error__clear();
+	ret = config__load_file(&cfg, path);
+	snprintf(msg, sizeof(msg), "config file %s: No such file or directory", path);
+	check_error(path, ret, -ENOENT, msg);
+
+	ret = config__load_file(&cfg, dir);
+	snprintf(msg, sizeof(msg), "config file %s: is a directory", dir);
+	check_error(dir, ret, -EISDIR, msg);
+
+	write_file(path, "", 0);
+	ret = config__load_file(&cfg, path);
+	check_error(path, ret, -EINVAL, "is empty");
+
+	write_file(path, "{\"boot-source\":{}}", 18);
+	ret = config__load_file(&cfg, path);
+	check_error(path, ret, -EINVAL, "boot-source.kernel_image_path: required field");
+
+	write_file(path, full_config, strlen(full_config));
+	assert_int_equal(config__load_file(&cfg, path), 0);
+	assert_string_equal(cfg.boot.kernel_image_path, "/img/vmlinux");
+	config__free(&cfg);
+
+	assert_int_equal(truncate(path, CONFIG_FILE_MAX + 1), 0);
+	ret = config__load_file(&cfg, path);
+	check_error(path, ret, -EFBIG, "larger than 1048576 bytes");
+
+	unlink(path);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_minimal),
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_null_means_absent),
+		cmocka_unit_test(test_good_values),
+		cmocka_unit_test(test_log_levels),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_boot_args_length),
+		cmocka_unit_test(test_sections),
+		cmocka_unit_test(test_missing_required),
+		cmocka_unit_test(test_smt),
+		cmocka_unit_test(test_duplicate_keys),
+		cmocka_unit_test(test_nul_in_strings),
+		cmocka_unit_test(test_invalid_json),
+		cmocka_unit_test(test_too_large),
+		cmocka_unit_test(test_deep_nesting),
+		cmocka_unit_test(test_not_nul_terminated),
+		cmocka_unit_test(test_failure_frees),
+		cmocka_unit_test(test_load_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
