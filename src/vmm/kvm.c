@@ -109,10 +109,15 @@ err_close:
 	return ret;
 }
 
-void kvm__close(struct kvm *kvm)
+void kvm__close_cpuid(struct kvm *kvm)
 {
 	free(kvm->cpuid);
 	kvm->cpuid = NULL;
+}
+
+void kvm__close(struct kvm *kvm)
+{
+	kvm__close_cpuid(kvm);
 	if (kvm->fd >= 0)
 		close(kvm->fd);
 	kvm->fd = -1;

@@ -18,6 +18,8 @@ struct kvm {
 /* Opens path (normally /dev/kvm) and checks everything Ember needs. */
 int kvm__open(struct kvm *kvm, const char *path);
 void kvm__close(struct kvm *kvm);
+/* Frees the supported-CPUID copy only. */
+void kvm__close_cpuid(struct kvm *kvm);
 int kvm__check_extension(const struct kvm *kvm, long cap);
 
 #endif

@@ -254,7 +254,7 @@ int main(int argc, char **argv)
 	code = vm__exit_code(&v.vm);
 	log_info("VM stopped, exit code %d", code);
 	event_loop__destroy(&v.loop);
-	vm__destroy(&v.vm);
+	vm__destroy_for_exit(&v.vm);
 	config__free(&cfg);
 	log__close();
 	return code;

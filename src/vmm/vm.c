@@ -27,27 +27,26 @@ static int vm_ioctl(struct vm *vm, unsigned long req, unsigned long arg, const c
 
 static int create_vm_fd(struct vm *vm)
 {
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	int ret;
-
 	vm->fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
 	if (vm->fd < 0)
 		return error__set(-errno, "KVM_CREATE_VM: %s", strerror(errno));
-	ret = vm_ioctl(vm, KVM_SET_TSS_ADDR, LAYOUT_TSS_ADDR, "KVM_SET_TSS_ADDR");
-	if (!ret) {
-		uint64_t idmap = LAYOUT_IDENTITY_MAP_ADDR;
+	return 0;
+}
 
+static int create_irqchip(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	uint64_t idmap = LAYOUT_IDENTITY_MAP_ADDR;
+	int ret;
+
+	ret = vm_ioctl(vm, KVM_SET_TSS_ADDR, LAYOUT_TSS_ADDR, "KVM_SET_TSS_ADDR");
+	if (!ret)
 		ret = vm_ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, (unsigned long)&idmap,
 			       "KVM_SET_IDENTITY_MAP_ADDR");
-	}
 	if (!ret)
 		ret = vm_ioctl(vm, KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP");
 	if (!ret)
 		ret = vm_ioctl(vm, KVM_CREATE_PIT2, (unsigned long)&pit, "KVM_CREATE_PIT2");
-	if (ret) {
-		close(vm->fd);
-		vm->fd = -1;
-	}
 	return ret;
 }
 
@@ -275,8 +274,11 @@ int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_optio
 	ret = kvm__open(&vm->kvm, "/dev/kvm");
 	if (!ret)
 		ret = create_vm_fd(vm);
+	/* memory before the irqchip: a memslot change once the irqchip exists costs more */
 	if (!ret)
 		ret = setup_memory(vm);
+	if (!ret)
+		ret = create_irqchip(vm);
 	if (!ret)
 		ret = setup_legacy_devices(vm);
 	if (!ret)
@@ -321,6 +323,7 @@ void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int code)
 	pthread_mutex_lock(&vm->stop_lock);
 	if (vm->stop_reason == VM_STOP_NONE) {
 		if (reason == VM_STOP_RESET && warm_reset_flag(vm)) {
+			log_error("the guest panicked: it reset with the warm-reset flag set");
 			reason = VM_STOP_PANIC;
 			code = EMBER_EXIT_GUEST_PANIC;
 		}
@@ -361,11 +364,9 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-void vm__destroy(struct vm *vm)
+static void free_userspace(struct vm *vm)
 {
 	vm__stop_vcpus(vm);
-	for (uint32_t i = 0; i < vm->nr_started; i++)
-		vcpu__destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	vm->nr_started = 0;
@@ -373,6 +374,20 @@ void vm__destroy(struct vm *vm)
 	vm->cmdline = NULL;
 	bus__destroy(&vm->pio);
 	bus__destroy(&vm->mmio);
+	kvm__close_cpuid(&vm->kvm);
+}
+
+void vm__destroy_for_exit(struct vm *vm)
+{
+	free_userspace(vm);
+}
+
+void vm__destroy(struct vm *vm)
+{
+	vm__stop_vcpus(vm);
+	for (uint32_t i = 0; i < vm->nr_started; i++)
+		vcpu__destroy(&vm->vcpus[i]);
+	free_userspace(vm);
 	close_fd(&vm->serial_irq_fd);
 	close_fd(&vm->serial_rx_ready_fd);
 	close_fd(&vm->i8042_irq_fd);

@@ -88,6 +88,13 @@ void vm__stop_vcpus(struct vm *vm);
 /* The process exit code for the recorded stop reason. */
 int vm__exit_code(const struct vm *vm);
 void vm__destroy(struct vm *vm);
+/*
+ * For a process about to exit: stops the vCPUs and frees what Ember allocated, but leaves
+ * the KVM fds and guest memory to the kernel's process exit. The kernel tears a VM down
+ * faster once the address space is gone than through close() on a live process
+ * (bench/results/startup.md).
+ */
+void vm__destroy_for_exit(struct vm *vm);
 /* Builds the kernel command line: boot_args plus what Ember appends. */
 int vm__build_cmdline(const struct vm_config *cfg, char **out);
 
