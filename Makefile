@@ -62,7 +62,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(EMBER_LIB)
 	$(Q)$(CC) $(UNIT_CFLAGS) $(LDFLAGS) -o $@ $< $(EMBER_LIB) $(LIBS) -lcmocka
 
 unit-test: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 include tests/guest/guest.mk
 include tests/fuzz/fuzz.mk

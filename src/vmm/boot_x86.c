@@ -130,11 +130,17 @@ static int load_segment(const struct gmem *gm, int fd, uint64_t fsize, const Elf
 	if (ph->p_paddr < LAYOUT_HIMEM_START)
 		return error__set(-EINVAL, "kernel: ELF segment at 0x%llx is below 1 MiB",
 				  (unsigned long long)ph->p_paddr);
+	/* the kernel runs from low RAM: PVH entry is 32-bit, and the boot page tables map 4 GiB */
+	if (end > LAYOUT_MMIO_GAP_START)
+		return error__set(-EINVAL,
+				  "kernel: ELF segment [0x%llx, 0x%llx) is not below the MMIO gap "
+				  "at 0x%llx",
+				  (unsigned long long)ph->p_paddr, (unsigned long long)end,
+				  LAYOUT_MMIO_GAP_START);
 	dst = gmem__ptr(gm, ph->p_paddr, ph->p_memsz);
 	if (!dst)
 		return error__set(-EINVAL,
-				  "kernel: ELF segment [0x%llx, 0x%llx) is outside guest RAM or "
-				  "crosses the MMIO gap",
+				  "kernel: ELF segment [0x%llx, 0x%llx) is outside guest RAM",
 				  (unsigned long long)ph->p_paddr, (unsigned long long)end);
 	return read_exact(fd, dst, ph->p_filesz, ph->p_offset, "kernel");
 }
@@ -280,13 +286,20 @@ static bool is_bzimage(const uint8_t *head, uint64_t len)
 	       get32(head, 0x202) == BZ_HDR_MAGIC;
 }
 
+static uint64_t get64(const uint8_t *b, unsigned int off)
+{
+	return (uint64_t)get32(b, off) | (uint64_t)get32(b, off + 4) << 32;
+}
+
 static int check_bzimage(const uint8_t *head, uint64_t len, uint64_t fsize, uint64_t *setup)
 {
-	uint16_t version = get16(head, 0x206);
 	unsigned int sects = head[0x1f1] ? head[0x1f1] : BZ_DEFAULT_SETUP_SECTS;
+	uint16_t version;
+	uint64_t pm_size, sys_bytes;
 
 	if (len < 0x268)
 		return error__set(-EINVAL, "kernel: bzImage is truncated");
+	version = get16(head, 0x206);
 	if (version < BZ_MIN_VERSION)
 		return error__set(-EINVAL, "kernel: bzImage boot protocol %u.%02u is too old (need 2.12)",
 				  version >> 8, version & 0xff);
@@ -297,28 +310,54 @@ static int check_bzimage(const uint8_t *head, uint64_t len, uint64_t fsize, uint
 	*setup = ((uint64_t)sects + 1) * 512;
 	if (*setup >= fsize)
 		return error__set(-EINVAL, "kernel: bzImage has no protected-mode part");
+	pm_size = fsize - *setup;
+	/* syssize counts the protected-mode part in 16-byte paragraphs */
+	sys_bytes = (uint64_t)get32(head, 0x1f4) * 16;
+	if (sys_bytes > pm_size + 15)
+		return error__set(-EINVAL, "kernel: bzImage is truncated (%llu of %llu bytes)",
+				  (unsigned long long)pm_size, (unsigned long long)sys_bytes);
+	if (pm_size <= BZ_ENTRY64_OFFSET)
+		return error__set(-EINVAL, "kernel: bzImage is too small for its 64-bit entry point");
+	return 0;
+}
+
+/*
+ * The bzImage decompresses itself to its run address (pref_address, or 1 MiB) and needs
+ * init_size bytes there: all of it must be guest RAM below the MMIO gap.
+ */
+static int check_bzimage_room(const struct gmem *gm, const uint8_t *head, uint64_t pm_size,
+			      uint64_t *end)
+{
+	uint64_t run = get64(head, 0x258), init_size = get32(head, 0x260), run_end;
+
+	if (run < LAYOUT_HIMEM_START)
+		run = LAYOUT_HIMEM_START;
+	*end = LAYOUT_HIMEM_START + pm_size;
+	if (__builtin_add_overflow(run, init_size, &run_end) ||
+	    (init_size && !gmem__ptr(gm, run, init_size)) ||
+	    !gmem__ptr(gm, LAYOUT_HIMEM_START, pm_size))
+		return error__set(-EINVAL,
+				  "kernel: bzImage needs guest RAM up to %llu MiB; the guest is too small",
+				  (unsigned long long)((run_end > *end ? run_end : *end) >> 20) + 1);
+	if (run_end > *end)
+		*end = run_end;
 	return 0;
 }
 
 static int load_bzimage(const struct gmem *gm, int fd, uint64_t fsize, const uint8_t *head,
 			uint64_t len, struct kernel_image *img)
 {
-	uint64_t setup = 0, pm_size, need;
-	uint32_t init_size, hdr_end;
-	uint8_t *dst;
+	uint64_t setup = 0, pm_size, end = 0, cmdline_max;
+	uint32_t hdr_end;
 	int ret = check_bzimage(head, len, fsize, &setup);
 
 	if (ret)
 		return ret;
 	pm_size = fsize - setup;
-	init_size = get32(head, 0x260);
-	need = init_size > pm_size ? init_size : pm_size;
-	dst = gmem__ptr(gm, LAYOUT_HIMEM_START, need);
-	if (!dst)
-		return error__set(-EINVAL,
-				  "kernel: bzImage needs %llu MiB at 1 MiB; guest RAM is too small",
-				  (unsigned long long)(need >> 20) + 1);
-	ret = read_exact(fd, dst, pm_size, setup, "kernel");
+	ret = check_bzimage_room(gm, head, pm_size, &end);
+	if (ret)
+		return ret;
+	ret = read_exact(fd, gmem__ptr(gm, LAYOUT_HIMEM_START, pm_size), pm_size, setup, "kernel");
 	if (ret)
 		return ret;
 	hdr_end = 0x202 + head[0x201];
@@ -329,13 +368,13 @@ static int load_bzimage(const struct gmem *gm, int fd, uint64_t fsize, const uin
 	img->format = KERNEL_FORMAT_BZIMAGE;
 	img->entry = LAYOUT_HIMEM_START + BZ_ENTRY64_OFFSET;
 	img->load_start = LAYOUT_HIMEM_START;
-	img->load_end = LAYOUT_HIMEM_START + need;
-	img->cmdline_max = get32(head, 0x238) + 1;
-	if (img->cmdline_max > LAYOUT_CMDLINE_MAX || img->cmdline_max == 1)
-		img->cmdline_max = LAYOUT_CMDLINE_MAX;
+	img->load_end = end;
+	/* cmdline_size excludes the NUL; 0 or huge means "no smaller limit than ours" */
+	cmdline_max = (uint64_t)get32(head, 0x238) + 1;
+	img->cmdline_max = cmdline_max > 1 && cmdline_max < LAYOUT_CMDLINE_MAX ?
+				   (uint32_t)cmdline_max :
+				   (uint32_t)LAYOUT_CMDLINE_MAX;
 	img->initrd_addr_max = get32(head, 0x22c) ? get32(head, 0x22c) : BZ_DEFAULT_INITRD_MAX;
-	if (img->entry >= img->load_end)
-		return error__set(-EINVAL, "kernel: bzImage is too small for its entry point");
 	return 0;
 }
 
@@ -446,14 +485,15 @@ static int write_gdt_and_tables(const struct gmem *gm)
 	};
 	uint64_t *pml4 = gmem__ptr(gm, LAYOUT_PML4_ADDR, PAGE_SIZE_4K);
 	uint64_t *pdpte = gmem__ptr(gm, LAYOUT_PDPTE_ADDR, PAGE_SIZE_4K);
-	uint64_t *pde = gmem__ptr(gm, LAYOUT_PDE_ADDR, PAGE_SIZE_4K);
+	uint64_t *pde = gmem__ptr(gm, LAYOUT_PDE_ADDR, LAYOUT_PDE_PAGES * PAGE_SIZE_4K);
 
 	if (!pml4 || !pdpte || !pde || gmem__write(gm, LAYOUT_GDT_ADDR, gdt, sizeof(gdt)))
 		return error__set(-EFAULT, "guest RAM is too small for the boot structures");
-	/* identity-map the first 1 GiB with 2 MiB pages */
+	/* identity-map the first 4 GiB with 2 MiB pages: one page directory per GiB */
 	pml4[0] = LAYOUT_PDPTE_ADDR | 0x03;
-	pdpte[0] = LAYOUT_PDE_ADDR | 0x03;
-	for (uint64_t i = 0; i < 512; i++)
+	for (uint64_t i = 0; i < LAYOUT_PDE_PAGES; i++)
+		pdpte[i] = (LAYOUT_PDE_ADDR + i * PAGE_SIZE_4K) | 0x03;
+	for (uint64_t i = 0; i < LAYOUT_PDE_PAGES * 512; i++)
 		pde[i] = (i << 21) | 0x83;
 	return 0;
 }

@@ -130,11 +130,17 @@ int cli__parse(int argc, char **argv, struct cli_args *args)
 
 	memset(args, 0, sizeof(*args));
 	args->level = LOG_LEVEL_INFO;
-	optind = 1;
+	optind = 0; /* 0, not 1: makes glibc forget any earlier argv */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
 		if (opt == ':')
 			return error__set(-EINVAL, "option '%s' needs an argument (try --help)",
+					  argv[optind - 1]);
+		/* a short option names itself in optopt; a long one only in argv */
+		if (opt == '?' && isprint(optopt))
+			return error__set(-EINVAL, "unknown option '-%c' (try --help)", optopt);
+		if (opt == '?' && strchr(argv[optind - 1], '='))
+			return error__set(-EINVAL, "unknown option, or one that takes no value: '%s'",
 					  argv[optind - 1]);
 		if (opt == '?')
 			return error__set(-EINVAL, "unknown option '%s' (try --help)",

@@ -91,6 +91,18 @@ static void set_topology_leaf(struct kvm_cpuid_entry2 *e, const struct cpu_topol
 	}
 }
 
+/* AMD's cache topology, 0x8000001d: how many logical processors share each cache */
+static void set_amd_cache_leaf(struct kvm_cpuid_entry2 *e, const struct cpu_topology *t)
+{
+	uint32_t level = (e->eax >> 5) & 0x7;
+	uint32_t sharing = level >= 3 ? t->nr_vcpus : t->threads_per_core;
+
+	if (!(e->eax & 0x1f))
+		return;
+	e->eax &= ~(0xfffU << 14);
+	e->eax |= ((sharing - 1) & 0xfff) << 14;
+}
+
 static void set_amd_leaves(struct kvm_cpuid2 *c, const struct cpu_topology *t, uint32_t apic)
 {
 	struct kvm_cpuid_entry2 *e;
@@ -107,6 +119,10 @@ static void set_amd_leaves(struct kvm_cpuid2 *c, const struct cpu_topology *t, u
 		e->ebx = ((t->threads_per_core - 1) << 8) | (apic >> smt_shift);
 		e->ecx = 0;
 		e->edx = 0;
+	}
+	for (uint32_t i = 0; i < c->nent; i++) {
+		if (c->entries[i].function == 0x8000001d)
+			set_amd_cache_leaf(&c->entries[i], t);
 	}
 	e = cpuid__find(c, 0x80000001, 0);
 	if (e) {

@@ -54,6 +54,10 @@ int memory__layout(struct gmem *gm, uint64_t mem_bytes)
 	memset(gm, 0, sizeof(*gm));
 	if (!mem_bytes || (mem_bytes & 0xfff))
 		return -EINVAL;
+	/* RAM above the gap must not wrap the address space */
+	if (mem_bytes > LAYOUT_MMIO_GAP_START &&
+	    mem_bytes - LAYOUT_MMIO_GAP_START > UINT64_MAX - LAYOUT_MMIO_GAP_END)
+		return -EINVAL;
 	gm->ram_size = mem_bytes;
 	gm->regions[0].gpa = 0;
 	if (mem_bytes <= LAYOUT_MMIO_GAP_START) {

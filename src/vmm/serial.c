@@ -89,6 +89,23 @@ static void rx_push(struct serial *s, uint8_t byte)
 		return;
 	s->rx[(s->rx_head + s->rx_count) % SERIAL_RX_FIFO] = byte;
 	s->rx_count++;
+	if (s->rx_count == SERIAL_RX_FIFO)
+		s->rx_was_full = 1;
+}
+
+/* Tells the VMM thread, which stopped feeding input when the FIFO filled, to go on. */
+static void rx_drained(struct serial *s)
+{
+	uint64_t one = 1;
+	ssize_t r;
+
+	if (!s->rx_was_full || s->rx_count > SERIAL_RX_FIFO / 2)
+		return;
+	s->rx_was_full = 0;
+	if (s->rx_ready_fd < 0)
+		return;
+	r = write(s->rx_ready_fd, &one, sizeof(one));
+	(void)r;
 }
 
 static uint8_t rx_pop(struct serial *s)
@@ -100,13 +117,7 @@ static uint8_t rx_pop(struct serial *s)
 	b = s->rx[s->rx_head];
 	s->rx_head = (s->rx_head + 1) % SERIAL_RX_FIFO;
 	s->rx_count--;
-	if (s->rx_was_full && s->rx_count <= SERIAL_RX_FIFO / 2 && s->rx_ready_fd >= 0) {
-		uint64_t one = 1;
-		ssize_t r = write(s->rx_ready_fd, &one, sizeof(one));
-
-		(void)r;
-		s->rx_was_full = 0;
-	}
+	rx_drained(s);
 	return b;
 }
 
@@ -213,8 +224,10 @@ static void write_reg(struct serial *s, uint64_t reg, uint8_t v)
 		break;
 	case REG_IIR:
 		s->fcr = v;
-		if (v & FCR_CLEAR_RX)
+		if (v & FCR_CLEAR_RX) {
 			s->rx_head = s->rx_count = 0;
+			rx_drained(s);
+		}
 		break;
 	case REG_LCR:
 		s->lcr = v;
@@ -274,8 +287,6 @@ size_t serial__input(struct serial *s, const uint8_t *buf, size_t len)
 	while (n < len && s->rx_count < SERIAL_RX_FIFO)
 		rx_push(s, buf[n++]);
 	s->m.bytes_in += n;
-	if (s->rx_count == SERIAL_RX_FIFO)
-		s->rx_was_full = 1;
 	if (n && (s->ier & IER_RDA))
 		pulse_irq(s);
 	pthread_mutex_unlock(&s->lock);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "vmm/vm.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -165,17 +166,44 @@ static int setup_legacy_devices(struct vm *vm)
 	return 0;
 }
 
+/*
+ * Where init's arguments start: the first bare "--" token, as Linux's own parser finds it
+ * (whitespace-separated, double quotes group). Returns strlen(args) when there is none.
+ */
+static size_t init_args_offset(const char *args)
+{
+	size_t i = 0, n = strlen(args);
+
+	while (i < n) {
+		size_t start;
+		bool quoted = false;
+
+		while (i < n && isspace((unsigned char)args[i]))
+			i++;
+		start = i;
+		while (i < n && (quoted || !isspace((unsigned char)args[i]))) {
+			if (args[i] == '"')
+				quoted = !quoted;
+			i++;
+		}
+		if (i - start == 2 && args[start] == '-' && args[start + 1] == '-')
+			return start;
+	}
+	return n;
+}
+
 int vm__build_cmdline(const struct vm_config *cfg, char **out)
 {
 	const char *args = cfg->boot.boot_args ? cfg->boot.boot_args : VM_DEFAULT_BOOT_ARGS;
-	const char *init_args = strstr(args, " -- ");
-	size_t head = init_args ? (size_t)(init_args - args) : strlen(args);
+	size_t split = init_args_offset(args), head = split;
 	char *s;
 	int n;
 
-	/* Ember's own parameters must come before " -- ", after which all goes to init. */
-	n = asprintf(&s, "%.*s%s%s%s", (int)head, args, head ? " " : "", EMBER_CMDLINE_SUFFIX,
-		     init_args ? init_args : "");
+	/* Ember's own parameters go before "--": everything after it is init's */
+	while (head && isspace((unsigned char)args[head - 1]))
+		head--;
+	n = asprintf(&s, "%.*s%s%s%s%s", (int)head, args, head ? " " : "", EMBER_CMDLINE_SUFFIX,
+		     args[split] ? " " : "", args + split);
 	if (n < 0)
 		return -ENOMEM;
 	*out = s;
