@@ -80,17 +80,18 @@ static int set_msrs(struct vcpu *vcpu)
 		{ MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WB },
 	};
 	const unsigned int n = sizeof(boot_msrs) / sizeof(boot_msrs[0]);
-	struct {
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[sizeof(boot_msrs) / sizeof(boot_msrs[0])];
+		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(boot_msrs) / sizeof(boot_msrs[0]) *
+						     sizeof(struct kvm_msr_entry)];
 	} msrs;
 	int r;
 
 	memset(&msrs, 0, sizeof(msrs));
 	msrs.hdr.nmsrs = n;
 	for (unsigned int i = 0; i < n; i++) {
-		msrs.e[i].index = boot_msrs[i].index;
-		msrs.e[i].data = boot_msrs[i].value;
+		msrs.hdr.entries[i].index = boot_msrs[i].index;
+		msrs.hdr.entries[i].data = boot_msrs[i].value;
 	}
 	r = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
 	if (r < 0)
