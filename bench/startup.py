@@ -119,7 +119,10 @@ stdout, timed by build/bench/spawn from just before fork().
 {table}
 
 Targets: start-up overhead (first row) at least 10x below QEMU's; peak RSS under 3 MiB
-plus the guest memory actually touched.
+plus the guest memory actually touched (Ember's whole RSS, touched guest pages included,
+is the figure above). "Exit" includes the kernel's tear-down of the VM, which both VMMs
+pay and which on a loaded or nested host varies from a few to tens of milliseconds.
+Earlier runs: bench/results/history.jsonl.
 """
     with open(os.path.join(RESULTS, "startup.md"), "w") as f:
         f.write(md)
