@@ -8,9 +8,12 @@
 #define SB_SYSTEM 0x04
 #define SB_LAST_CMD 0x08
 #define SB_KBD_ENABLED 0x10
+#define SB_AUX_DATA 0x20
 
 #define CB_KBD_INT 0x01
 #define CB_SYSTEM 0x04
+#define CB_KBD_DISABLE 0x10
+#define CB_AUX_DISABLE 0x20
 #define CB_POST_OK 0x40 /* translate */
 
 #define CMD_READ_CTRL 0x20
@@ -25,6 +28,8 @@
 #define CMD_READ_OUTP 0xd0
 #define CMD_WRITE_OUTP 0xd1
 #define CMD_WRITE_KBD_BUF 0xd2
+#define CMD_WRITE_AUX_BUF 0xd3
+#define CMD_WRITE_AUX 0xd4
 #define CMD_RESET_CPU 0xfe
 
 #define KBD_ACK 0xfa
@@ -49,7 +54,17 @@ static void push(struct i8042 *k, uint8_t byte)
 	k->buf[(k->head + k->count) % I8042_BUF] = byte;
 	k->count++;
 	k->status |= SB_OUT_FULL;
+	k->status &= (uint8_t)~SB_AUX_DATA;
 	pulse_irq(k);
+}
+
+/* The AUX loopback: the byte comes back as if the mouse port had sent it. */
+static void push_aux(struct i8042 *k, uint8_t byte)
+{
+	if (k->count)
+		return;
+	push(k, byte);
+	k->status |= SB_AUX_DATA;
 }
 
 static uint8_t pop(struct i8042 *k)
@@ -102,7 +117,15 @@ static void command(struct i8042 *k, uint8_t cmd)
 	case CMD_WRITE_CTRL:
 	case CMD_WRITE_OUTP:
 	case CMD_WRITE_KBD_BUF:
+	case CMD_WRITE_AUX_BUF:
+	case CMD_WRITE_AUX:
 		k->pending = cmd;
+		break;
+	case CMD_DISABLE_AUX:
+		k->ctrl |= CB_AUX_DISABLE;
+		break;
+	case CMD_ENABLE_AUX:
+		k->ctrl &= (uint8_t)~CB_AUX_DISABLE;
 		break;
 	case CMD_READ_OUTP:
 		push(k, k->outp);
@@ -115,9 +138,11 @@ static void command(struct i8042 *k, uint8_t cmd)
 		push(k, 0x00);
 		break;
 	case CMD_DISABLE_KBD:
+		k->ctrl |= CB_KBD_DISABLE;
 		k->status &= (uint8_t)~SB_KBD_ENABLED;
 		break;
 	case CMD_ENABLE_KBD:
+		k->ctrl &= (uint8_t)~CB_KBD_DISABLE;
 		k->status |= SB_KBD_ENABLED;
 		break;
 	case CMD_RESET_CPU:
@@ -148,6 +173,12 @@ static void data_write(struct i8042 *k, uint8_t v)
 		break;
 	case CMD_WRITE_KBD_BUF:
 		push(k, v);
+		break;
+	case CMD_WRITE_AUX_BUF:
+		push_aux(k, v);
+		break;
+	case CMD_WRITE_AUX:
+		/* no mouse is connected: the byte goes nowhere and nothing answers */
 		break;
 	default:
 		/* a command to the keyboard itself: acknowledge it */

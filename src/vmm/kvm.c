@@ -11,6 +11,7 @@
 #include "vmm/log.h"
 
 #define CPUID_MAX_ENTRIES 256
+#define CPUID_1_ECX_TSC_DEADLINE (1U << 24)
 
 static const struct {
 	long cap;
@@ -52,6 +53,21 @@ static int open_dev(const char *path)
 	return error__set(-err, "cannot open %s: %s", path, strerror(err));
 }
 
+/*
+ * KVM emulates the TSC-deadline mode of the local APIC timer whatever the host has, but
+ * leaves it out of KVM_GET_SUPPORTED_CPUID for userspace to opt in. Without it Linux
+ * calibrates the APIC timer against the PIT, which fails on slow or nested hosts.
+ */
+static void add_emulated_features(struct kvm *kvm)
+{
+	if (kvm__check_extension(kvm, KVM_CAP_TSC_DEADLINE_TIMER) <= 0)
+		return;
+	for (uint32_t i = 0; i < kvm->cpuid->nent; i++) {
+		if (kvm->cpuid->entries[i].function == 1)
+			kvm->cpuid->entries[i].ecx |= CPUID_1_ECX_TSC_DEADLINE;
+	}
+}
+
 static int get_cpuid(struct kvm *kvm)
 {
 	struct kvm_cpuid2 *c;
@@ -67,6 +83,7 @@ static int get_cpuid(struct kvm *kvm)
 		return error__set(-err, "KVM_GET_SUPPORTED_CPUID: %s", strerror(err));
 	}
 	kvm->cpuid = c;
+	add_emulated_features(kvm);
 	return 0;
 }
 

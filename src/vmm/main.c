@@ -123,7 +123,13 @@ static void setup_tty(struct vmm *v)
 {
 	struct termios t;
 
+	pid_t fg;
+
 	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &v->saved_tty) < 0)
+		return;
+	/* a background job must leave its controlling terminal alone (it would get SIGTTOU) */
+	fg = tcgetpgrp(STDIN_FILENO);
+	if (fg >= 0 && fg != getpgrp())
 		return;
 	t = v->saved_tty;
 	t.c_lflag &= (tcflag_t) ~(ICANON | ECHO | ISIG | IEXTEN);
