@@ -122,7 +122,6 @@ static int setup_signals(struct vmm *v)
 static void setup_tty(struct vmm *v)
 {
 	struct termios t;
-
 	pid_t fg;
 
 	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &v->saved_tty) < 0)
