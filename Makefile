@@ -33,7 +33,7 @@ LIB_SRCS := $(filter-out $(EMBER_MAIN),$(EMBER_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 EMBER_LIB := $(BUILD)/libember.a
 
-.PHONY: all deps test test-all unit-test guest-test fuzz fuzz-smoke bench clean help
+.PHONY: all deps test test-all unit-test guest-test fuzz fuzz-smoke bench run clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/ember
@@ -66,6 +66,8 @@ unit-test: $(UNIT_BINS)
 
 include tests/guest/guest.mk
 include tests/fuzz/fuzz.mk
+include resources/guest/images.mk
+include tests/bench-vm/bench-vm.mk
 
 # ---- set-up ----
 deps:
@@ -76,7 +78,12 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: all unit-test guest-test fuzz-smoke
+# The fast layers first, then the images, the bench's own tests, and Linux on the bench.
+test-all: all unit-test guest-test fuzz-smoke guest-images-selftest bench-vm-selftest linux-test
+
+# Boots the default Linux guest and shows its console (through the bench without vmx/svm).
+run:
+	@resources/guest/run-ember.sh
 
 $(BUILD)/bench/spawn: bench/spawn.c
 	@mkdir -p $(dir $@)
@@ -86,6 +93,8 @@ $(BUILD)/bench/spawn: bench/spawn.c
 bench: deps
 	@$(MAKE) --no-print-directory all $(GUEST_BINS) $(BUILD)/bench/spawn
 	@$(PYTHON) bench/startup.py
+	@$(MAKE) --no-print-directory guest-images bench-kernel
+	@$(PYTHON) bench/linux_boot.py
 
 clean:
 	rm -rf $(BUILD)
@@ -93,6 +102,8 @@ clean:
 help:
 	@echo 'make            build build/ember'
 	@echo 'make test       install missing packages, build, run every test'
+	@echo 'make run        boot the default Linux guest and show its console'
+	@echo 'make linux-test the Linux suite only (on the real-KVM bench without vmx/svm)'
 	@echo 'make bench      run the benchmarks, results in bench/results/'
 	@echo 'make deps       install the Debian packages Ember needs (idempotent)'
 	@echo 'make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)'

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Linux boot time: Ember against QEMU's microvm, same kernel, same initramfs, same host.
+
+Each run boots the default guest (resources/guest: the PVH vmlinux and the busybox
+initramfs) with 1 vCPU and 128 MiB and the command `true`, and measures, from just before
+the VMM process is started:
+  - boot:  the console line "EMBER-INIT: boot-complete", which the guest's /init prints
+           right after its boot-complete write to 0xd0000000 (the same signal for both);
+  - exit:  the VMM's exit after the guest resets (reboot=k on Ember, reboot=t on QEMU,
+           which has no i8042).
+For Ember it also keeps the figure Ember logs itself (--boot-timer: Guest-boot-time).
+
+Runs alternate between the VMMs so that noise hits both alike. On a host without vmx/svm
+the whole benchmark runs inside the real-KVM bench (tests/bench-vm/run-in-l1), where boots
+are slower than on real hardware: compare the two VMMs, not the absolute numbers.
+Results: bench/results/linux_boot.json and .md.
+
+    bench/linux_boot.py [--runs 10] [--vmm ember,qemu]
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from framework.microvm import INIT_BOOT, Microvm, VmmTimeout  # noqa: E402
+
+RESULTS = os.path.join(ROOT, "bench", "results")
+BINARIES = {"ember": os.path.join(ROOT, "build", "ember"), "qemu": "qemu-system-x86_64"}
+VCPUS, MEM_MIB = 1, 128
+
+
+class Images:
+    def __init__(self, build):
+        script = os.path.join(ROOT, "resources", "guest", "guest-images.sh")
+        out = subprocess.run([script] + (["--build"] if build else []), stdout=subprocess.PIPE,
+                             text=True, check=True).stdout
+        paths = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        self.vmlinux = paths["GUEST_VMLINUX"]
+        self.bzimage = paths["GUEST_BZIMAGE"]
+        self.initramfs = paths["GUEST_INITRAMFS"]
+        self.rootfs_ext4 = paths["GUEST_ROOTFS_EXT4"]
+
+
+def one_run(vmm, images, workdir, timeout):
+    vm = Microvm(vmm, BINARIES[vmm], workdir, images, vmm)
+    vm.basic_config(vcpu_count=VCPUS, mem_size_mib=MEM_MIB, cmd="true")
+    try:
+        vm.spawn()
+        vm.wait_for_exit(timeout)
+    except VmmTimeout as e:
+        return {"ok": False, "why": str(e).splitlines()[0]}
+    finally:
+        vm.kill()
+    boot = vm.console_time(INIT_BOOT)
+    exit_s = time.monotonic() - vm._spawned_at  # close enough: wait_for_exit just returned
+    if boot is None or vm.returncode != 0 or vm.guest_exit != 0:
+        return {"ok": False, "why": f"exit code {vm.returncode}, guest exit {vm.guest_exit}, "
+                                    f"boot-complete {'seen' if boot else 'not seen'}"}
+    r = {"ok": True, "boot_ms": boot * 1000, "exit_ms": exit_s * 1000}
+    if vm.boot_time_us is not None:
+        r["vmm_boot_timer_ms"] = vm.boot_time_us / 1000
+    return r
+
+
+def summary(values):
+    if not values:
+        return None
+    values = sorted(values)
+    q = statistics.quantiles(values, n=10) if len(values) >= 2 else values * 9
+    return {"median": round(statistics.median(values), 1), "p10": round(q[0], 1),
+            "p90": round(q[-1], 1), "min": round(values[0], 1), "max": round(values[-1], 1),
+            "n": len(values)}
+
+
+def environment():
+    with open("/proc/cpuinfo") as f:
+        hw = any(w in f.read().split() for w in ("vmx", "svm"))
+    return {"host": platform.node(), "kernel": platform.release(),
+            "in_real_kvm_bench": os.environ.get("EMBER_IN_L1") == "1", "cpu_has_vmx_or_svm": hw}
+
+
+def write_results(res):
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "linux_boot.json"), "w") as f:
+        json.dump(res, f, indent=2)
+        f.write("\n")
+    lines = ["# Linux boot: Ember vs QEMU microvm", "",
+             f"Default guest (resources/guest), {VCPUS} vCPU, {MEM_MIB} MiB, command `true`; "
+             f"{res['runs']} runs per VMM, alternating. "
+             + ("Measured inside the real-KVM bench (nested, TCG L1): compare the VMMs, not "
+                "the absolute times." if res["environment"]["in_real_kvm_bench"] else ""), "",
+             "| VMM | boot-complete median (ms) | p10 | p90 | exit median (ms) | failed runs |",
+             "|---|---|---|---|---|---|"]
+    for vmm, r in res["vmms"].items():
+        b, e = r["boot_ms"], r["exit_ms"]
+        if b:
+            lines.append(f"| {vmm} | {b['median']} | {b['p10']} | {b['p90']} | "
+                         f"{e['median']} | {r['failed']} |")
+        else:
+            lines.append(f"| {vmm} | - | - | - | - | {r['failed']} (all) |")
+    if res.get("ratio_boot_ember_over_qemu") is not None:
+        lines += ["", "Ember / QEMU, boot-complete medians: "
+                      f"**{res['ratio_boot_ember_over_qemu']}**"]
+    ember = res["vmms"].get("ember", {})
+    if ember.get("vmm_boot_timer_ms"):
+        lines += ["", "Ember's own Guest-boot-time (median): "
+                      f"{ember['vmm_boot_timer_ms']['median']} ms"]
+    for vmm, r in res["vmms"].items():
+        if r["failures"]:
+            lines += ["", f"{vmm} failures (first): {r['failures'][0]}"]
+    with open(os.path.join(RESULTS, "linux_boot.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Linux boot time, Ember vs QEMU microvm")
+    ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "10")))
+    ap.add_argument("--vmm", default="ember,qemu")
+    ap.add_argument("--timeout", type=float, default=60)
+    args = ap.parse_args()
+    vmms = args.vmm.split(",")
+
+    with open("/proc/cpuinfo") as f:
+        hw = any(w in f.read().split() for w in ("vmx", "svm"))
+    in_l1 = os.environ.get("EMBER_IN_L1") == "1"
+    if not in_l1:
+        Images(build=True)  # on the host: a kernel build inside the L1 would take hours
+    if not hw and not in_l1:
+        print("linux_boot: no vmx/svm here: running inside the real-KVM bench (docs/bench-vm.md)",
+              file=sys.stderr)
+        os.execv(os.path.join(ROOT, "tests", "bench-vm", "run-in-l1"),
+                 ["run-in-l1", "--", sys.executable, os.path.abspath(__file__), *sys.argv[1:]])
+    if "ember" in vmms and not os.access(BINARIES["ember"], os.X_OK):
+        sys.exit("linux_boot: build/ember is missing: run make")
+
+    images = Images(build=False)
+    for path in (images.vmlinux, images.initramfs):
+        if not os.path.isfile(path):
+            sys.exit(f"linux_boot: {path} is missing: run make guest-images on the host")
+    runs = {v: [] for v in vmms}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.runs):
+            for vmm in vmms:
+                r = one_run(vmm, images, os.path.join(tmp, f"{vmm}-{i}"), args.timeout)
+                runs[vmm].append(r)
+                state = f"boot {r['boot_ms']:.0f} ms" if r["ok"] else f"FAILED: {r['why']}"
+                print(f"linux_boot: run {i + 1}/{args.runs} {vmm}: {state}", file=sys.stderr)
+    res = {"bench": "linux_boot", "runs": args.runs, "vcpus": VCPUS, "mem_mib": MEM_MIB,
+           "environment": environment(), "vmms": {}}
+    for vmm, rs in runs.items():
+        ok = [r for r in rs if r["ok"]]
+        res["vmms"][vmm] = {
+            "boot_ms": summary([r["boot_ms"] for r in ok]),
+            "exit_ms": summary([r["exit_ms"] for r in ok]),
+            "vmm_boot_timer_ms": summary([r["vmm_boot_timer_ms"] for r in ok
+                                          if "vmm_boot_timer_ms" in r]),
+            "failed": len(rs) - len(ok),
+            "failures": [r["why"] for r in rs if not r["ok"]][:3],
+        }
+    e, q = res["vmms"].get("ember", {}).get("boot_ms"), res["vmms"].get("qemu", {}).get("boot_ms")
+    res["ratio_boot_ember_over_qemu"] = round(e["median"] / q["median"], 3) if e and q else None
+    write_results(res)
+    sys.exit(0 if all(r["failed"] == 0 for r in res["vmms"].values()) else 1)
+
+
+if __name__ == "__main__":
+    main()
