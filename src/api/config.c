@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Firecracker's config-file JSON -> struct vm_config.
+ * Firecracker's JSON config schema <-> struct vm_config: the config file, the bodies of the
+ * API's PUT and PATCH requests, and the JSON that GET requests return.
  *
- * Each object of the schema is a table of fields. One generic loop walks an object's
- * members in document order, looks each key up in the table and marks it seen, so unknown
- * and duplicate keys cost nothing extra. An optional field given as null counts as absent,
- * as serde's Option<T> does in Firecracker. The first problem found is reported through
- * error__set() as "<section>.<field>: <problem>".
+ * Each object of the schema is a table of fields (config_internal.h). One generic loop walks
+ * an object's members in document order, looks each key up in the table and marks it seen,
+ * so unknown and duplicate keys cost nothing extra. An optional field given as null counts
+ * as absent, as serde's Option<T> does in Firecracker. The first problem found is reported
+ * through error__set() as "<path>: <problem>": "machine-config.vcpu_count" or
+ * "drives[1].path_on_host" in the config file, "vcpu_count" in an API body. The same tables
+ * drive config__free(), config__copy() and the JSON out, so what is printed parses back.
  *
  * cJSON is more lenient than a config parser may be, so the text is checked as well:
  * nothing but white space may follow the top-level value, control characters are refused
  * (cJSON skips them as white space and keeps them raw inside strings), and a string that
  * holds \u0000 is refused instead of being silently cut short.
+ * The devices and their rate limiters are described in config_devices.c.
  */
 #include "api/config.h"
 
@@ -27,90 +31,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/config_internal.h"
 #include "vmm/log.h"
 
 #define BOOT_ARGS_MAX	4095
 #define DEFAULT_MEM_MIB 128
-/* How much of a JSON path or of a user-supplied name an error message shows. */
-#define PATH_SHOW_MAX 128
-#define NAME_SHOW_MAX 64
 
-enum field_type {
-	FIELD_STRING,
-	FIELD_BOOL,
-	FIELD_U32,
-	FIELD_U64,
-	FIELD_CUSTOM,	   /* field->parse() */
-	FIELD_SECTION,	   /* a nested object described by field->section */
-	FIELD_DEVICE_LIST, /* an array of devices; only the empty array is supported yet */
-	FIELD_UNSUPPORTED, /* anything but null is refused */
-};
+/* Enum fields are read and written as unsigned int, the type GCC and clang give them. */
+_Static_assert(sizeof(enum huge_pages) == sizeof(unsigned int), "enum size");
+_Static_assert(sizeof(enum log_level) == sizeof(unsigned int), "enum size");
 
-#define FIELD_REQUIRED 0x1u
-#define FIELD_NONEMPTY 0x2u
-
-struct section;
-
-struct field {
-	const char *name;
-	enum field_type type;
-	unsigned int flags;
-	size_t offset; /* of the destination in struct vm_config */
-	uint64_t min;  /* FIELD_U32, FIELD_U64 */
-	uint64_t max;  /* FIELD_U32, FIELD_U64; FIELD_STRING: longest length, 0 for no limit */
-	int (*parse)(struct vm_config *cfg, const char *path, const cJSON *item);
-	const struct section *section;
-	const char *devices; /* FIELD_DEVICE_LIST: what the list holds */
-};
-
-struct section {
-	const char *name;   /* "" for the top level */
-	const char *member; /* "section" or "field" */
-	const struct field *fields;
-	size_t nfields;
-	int (*check)(struct vm_config *cfg); /* runs once every member is in */
-};
-
-#define CFG_OFFSET(member) offsetof(struct vm_config, member)
-#define ARRAY_SIZE(a)	   (sizeof(a) / sizeof((a)[0]))
-
-/* Copies s for an error message: printable ASCII only, cut to the buffer. */
-static const char *printable(char *buf, size_t len, const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i] && i + 1 < len; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	buf[i] = '\0';
-	return buf;
-}
-
-static const char *type_name(const cJSON *item)
-{
-	if (cJSON_IsBool(item))
-		return "a boolean";
-	if (cJSON_IsNull(item))
-		return "null";
-	if (cJSON_IsNumber(item))
-		return "a number";
-	if (cJSON_IsString(item))
-		return "a string";
-	if (cJSON_IsArray(item))
-		return "an array";
-	if (cJSON_IsObject(item))
-		return "an object";
-	return "an unknown value";
-}
-
-/* "<path>: must be <choices>, got ..." for a field that takes one of a few strings. */
-static int bad_choice(const char *path, const cJSON *item, const char *choices)
+int config__bad_choice(const char *path, const cJSON *item, const char *choices)
 {
 	char name[NAME_SHOW_MAX];
 	const char *s = cJSON_GetStringValue(item);
 
 	if (!s)
 		return error__set(-EINVAL, "%s: must be %s, got %s", path, choices,
-				  type_name(item));
+				  json_type_name(item));
 	return error__set(-EINVAL, "%s: must be %s, got \"%s\"", path, choices,
 			  printable(name, sizeof(name), s));
 }
@@ -122,7 +60,8 @@ static int get_string(const char *path, const cJSON *item, const struct field *f
 	char *copy;
 
 	if (!s)
-		return error__set(-EINVAL, "%s: must be a string, got %s", path, type_name(item));
+		return error__set(-EINVAL, "%s: must be a string, got %s", path,
+				  json_type_name(item));
 	n = strlen(s);
 	if (!n && (f->flags & FIELD_NONEMPTY))
 		return error__set(-EINVAL, "%s: must not be empty", path);
@@ -137,18 +76,9 @@ static int get_string(const char *path, const cJSON *item, const struct field *f
 	return 0;
 }
 
-static int get_bool(const char *path, const cJSON *item, bool *dst)
-{
-	if (!cJSON_IsBool(item))
-		return error__set(-EINVAL, "%s: must be true or false, got %s", path,
-				  type_name(item));
-	*dst = cJSON_IsTrue(item);
-	return 0;
-}
-
 /*
  * JSON numbers reach us as doubles: refuse fractions, negatives and anything out of range
- * before the cast (every max here is far below 2^53, where doubles stop being exact).
+ * before the cast (every max is at most JSON_INT_MAX, where doubles stop being exact).
  */
 static int get_uint(const char *path, const cJSON *item, uint64_t min, uint64_t max, uint64_t *dst)
 {
@@ -157,7 +87,7 @@ static int get_uint(const char *path, const cJSON *item, uint64_t min, uint64_t 
 	if (!cJSON_IsNumber(item))
 		return error__set(-EINVAL,
 				  "%s: must be an integer from %" PRIu64 " to %" PRIu64 ", got %s",
-				  path, min, max, type_name(item));
+				  path, min, max, json_type_name(item));
 	if (!(d >= (double)min && d <= (double)max) || d != (double)(uint64_t)d)
 		return error__set(-EINVAL,
 				  "%s: must be an integer from %" PRIu64 " to %" PRIu64
@@ -167,172 +97,165 @@ static int get_uint(const char *path, const cJSON *item, uint64_t min, uint64_t 
 	return 0;
 }
 
-static int parse_huge_pages(struct vm_config *cfg, const char *path, const cJSON *item)
+static int parse_huge_pages(void *dst, const char *path, const cJSON *item)
 {
 	const char *s = cJSON_GetStringValue(item);
 
 	if (s && !strcmp(s, "None")) {
-		cfg->machine.huge_pages = HUGE_PAGES_NONE;
+		*(enum huge_pages *)dst = HUGE_PAGES_NONE;
 		return 0;
 	}
 	if (s && (!strcmp(s, "2M") || !strcmp(s, "Transparent")))
 		return error__set(-EINVAL, "%s: \"%s\" is not supported yet", path, s);
-	return bad_choice(path, item, "\"None\", \"2M\" or \"Transparent\"");
+	return config__bad_choice(path, item, "\"None\", \"2M\" or \"Transparent\"");
 }
 
-static int parse_cpu_template(struct vm_config *cfg, const char *path, const cJSON *item)
+static int parse_cpu_template(void *dst, const char *path, const cJSON *item)
 {
 	char name[NAME_SHOW_MAX];
 	const char *s = cJSON_GetStringValue(item);
 
-	(void)cfg;
+	(void)dst;
 	if (!s)
-		return error__set(-EINVAL, "%s: must be a string, got %s", path, type_name(item));
+		return error__set(-EINVAL, "%s: must be a string, got %s", path,
+				  json_type_name(item));
 	if (strcmp(s, "None"))
 		return error__set(-EINVAL, "%s: \"%s\" is not supported yet (only \"None\" is)",
 				  path, printable(name, sizeof(name), s));
 	return 0;
 }
 
-static int parse_log_level(struct vm_config *cfg, const char *path, const cJSON *item)
+static int parse_log_level(void *dst, const char *path, const cJSON *item)
 {
 	const char *s = cJSON_GetStringValue(item);
 
-	if (s && !log__parse_level(s, &cfg->logger.level))
+	if (s && !log__parse_level(s, dst))
 		return 0;
-	return bad_choice(path, item,
-			  "one of \"Error\", \"Warning\", \"Info\", \"Debug\", \"Trace\", \"Off\"");
+	return config__bad_choice(
+		path, item,
+		"one of \"Error\", \"Warning\", \"Info\", \"Debug\", \"Trace\", \"Off\"");
 }
 
 /* Firecracker's rule: with SMT, vCPUs come in pairs, unless there is only one. */
-static int check_machine(struct vm_config *cfg)
+static int check_machine(void *obj, const char *path)
 {
-	uint32_t n = cfg->machine.vcpu_count;
+	const struct machine_config *m = obj;
+	char fpath[PATH_SHOW_MAX];
 
-	if (cfg->machine.smt && n > 1 && n % 2)
-		return error__set(
-			-EINVAL, "machine-config.smt: needs vcpu_count 1 or an even number, got %u",
-			n);
+	if (m->smt && m->vcpu_count > 1 && m->vcpu_count % 2)
+		return error__set(-EINVAL, "%s: needs vcpu_count 1 or an even number, got %u",
+				  join_path(fpath, sizeof(fpath), path, "smt"), m->vcpu_count);
 	return 0;
 }
 
-static int check_logger(struct vm_config *cfg)
+static int print_object(cJSON *o, const char *name, const void *src, const struct section *sec);
+
+/* GET /vm/config shows "serial" only when it says something. */
+static int print_serial(cJSON *o, const char *name, const void *src, const struct field *f)
 {
-	cfg->has_logger = true;
-	return 0;
+	const struct serial_config *s = src;
+
+	return s->serial_out_path ? print_object(o, name, src, f->section) : 0;
 }
+
+static const char *const huge_pages_names[] = {
+	[HUGE_PAGES_NONE] = "None",
+	[HUGE_PAGES_2M] = "2M",
+	[HUGE_PAGES_TRANSPARENT] = "Transparent",
+};
+
+static const char *const log_level_names[] = {
+	[LOG_LEVEL_OFF] = "Off",   [LOG_LEVEL_ERROR] = "Error", [LOG_LEVEL_WARN] = "Warning",
+	[LOG_LEVEL_INFO] = "Info", [LOG_LEVEL_DEBUG] = "Debug", [LOG_LEVEL_TRACE] = "Trace",
+};
+
+#define BOOT struct boot_source_config
+#define MACH struct machine_config
+#define LOGC struct logger_config
+#define CFG  struct vm_config
 
 static const struct field boot_fields[] = {
-	{ .name = "kernel_image_path",
-	  .type = FIELD_STRING,
-	  .flags = FIELD_REQUIRED | FIELD_NONEMPTY,
-	  .offset = CFG_OFFSET(boot.kernel_image_path) },
-	{ .name = "initrd_path",
-	  .type = FIELD_STRING,
-	  .flags = FIELD_NONEMPTY,
-	  .offset = CFG_OFFSET(boot.initrd_path) },
+	F_STRING("kernel_image_path", BOOT, kernel_image_path, REQNE),
+	F_STRING("initrd_path", BOOT, initrd_path, FIELD_NONEMPTY),
 	{ .name = "boot_args",
 	  .type = FIELD_STRING,
-	  .offset = CFG_OFFSET(boot.boot_args),
+	  .offset = offsetof(BOOT, boot_args),
 	  .max = BOOT_ARGS_MAX },
 };
 
 static const struct field machine_fields[] = {
-	{ .name = "vcpu_count",
-	  .type = FIELD_U32,
-	  .flags = FIELD_REQUIRED,
-	  .offset = CFG_OFFSET(machine.vcpu_count),
-	  .min = 1,
-	  .max = VM_MAX_VCPUS },
-	{ .name = "mem_size_mib",
-	  .type = FIELD_U64,
-	  .flags = FIELD_REQUIRED,
-	  .offset = CFG_OFFSET(machine.mem_size_mib),
-	  .min = VM_MIN_MEM_MIB,
-	  .max = VM_MAX_MEM_MIB },
-	{ .name = "smt", .type = FIELD_BOOL, .offset = CFG_OFFSET(machine.smt) },
-	{ .name = "track_dirty_pages",
-	  .type = FIELD_BOOL,
-	  .offset = CFG_OFFSET(machine.track_dirty_pages) },
-	{ .name = "huge_pages", .type = FIELD_CUSTOM, .parse = parse_huge_pages },
+	F_U32("vcpu_count", MACH, vcpu_count, FIELD_REQUIRED, 1, VM_MAX_VCPUS),
+	F_U64("mem_size_mib", MACH, mem_size_mib, FIELD_REQUIRED, VM_MIN_MEM_MIB, VM_MAX_MEM_MIB),
+	F_BOOL("smt", MACH, smt, 0),
 	{ .name = "cpu_template", .type = FIELD_CUSTOM, .parse = parse_cpu_template },
+	F_BOOL("track_dirty_pages", MACH, track_dirty_pages, 0),
+	F_ENUM("huge_pages", MACH, huge_pages, huge_pages_names, parse_huge_pages),
 };
 
 static const struct field logger_fields[] = {
-	{ .name = "log_path",
-	  .type = FIELD_STRING,
-	  .flags = FIELD_REQUIRED | FIELD_NONEMPTY,
-	  .offset = CFG_OFFSET(logger.log_path) },
-	{ .name = "level", .type = FIELD_CUSTOM, .parse = parse_log_level },
-	{ .name = "show_level", .type = FIELD_BOOL, .offset = CFG_OFFSET(logger.show_level) },
-	{ .name = "show_log_origin",
-	  .type = FIELD_BOOL,
-	  .offset = CFG_OFFSET(logger.show_log_origin) },
-	{ .name = "module", .type = FIELD_UNSUPPORTED },
+	F_STRING("log_path", LOGC, log_path, REQNE),
+	F_ENUM("level", LOGC, level, log_level_names, parse_log_level),
+	F_BOOL("show_level", LOGC, show_level, 0),
+	F_BOOL("show_log_origin", LOGC, show_log_origin, 0),
+	F_UNSUPPORTED("module"),
 };
 
 static const struct field serial_fields[] = {
-	{ .name = "serial_out_path",
-	  .type = FIELD_STRING,
-	  .flags = FIELD_NONEMPTY,
-	  .offset = CFG_OFFSET(serial.serial_out_path) },
-	{ .name = "rate_limiter", .type = FIELD_UNSUPPORTED },
+	F_STRING("serial_out_path", struct serial_config, serial_out_path, FIELD_NONEMPTY),
+	F_UNSUPPORTED("rate_limiter"),
 };
 
-#define SECTION(sname, table, check_fn)                                                            \
-	{                                                                                          \
-		.name = sname, .member = "field", .fields = table, .nfields = ARRAY_SIZE(table),   \
-		.check = check_fn                                                                  \
-	}
+const struct section config__boot_section = { SECTION_OF("boot-source", BOOT, boot_fields) };
+const struct section config__machine_section = {
+	SECTION_OF("machine-config", MACH, machine_fields),
+	.check = check_machine,
+};
+/* PATCH /machine-config: the same fields, none required, checked as a whole afterwards. */
+const struct section config__machine_patch_section = {
+	SECTION_OF("machine-config", MACH, machine_fields),
+	.patch = true,
+	.check = check_machine,
+};
+const struct section config__logger_section = { SECTION_OF("logger", LOGC, logger_fields) };
+const struct section config__serial_section = {
+	SECTION_OF("serial", struct serial_config, serial_fields),
+};
 
-static const struct section boot_section = SECTION("boot-source", boot_fields, NULL);
-static const struct section machine_section =
-	SECTION("machine-config", machine_fields, check_machine);
-static const struct section logger_section = SECTION("logger", logger_fields, check_logger);
-static const struct section serial_section = SECTION("serial", serial_fields, NULL);
-
+/* In the order of Firecracker's GET /vm/config, with "serial" (not in it) last. */
 static const struct field top_fields[] = {
-	{ .name = "boot-source",
+	F_UNSUPPORTED("balloon"),
+	F_LIST("drives", CFG, drives, nr_drives, VM_MAX_DRIVES, &config_devices__drive_section,
+	       config_devices__drive_conflicts),
+	F_SECTION("boot-source", CFG, boot, FIELD_REQUIRED, &config__boot_section),
+	F_UNSUPPORTED("cpu-config"),
+	F_HAS_SECTION("logger", CFG, logger, has_logger, &config__logger_section),
+	F_SECTION("machine-config", CFG, machine, 0, &config__machine_section),
+	F_HAS_SECTION("metrics", CFG, metrics, has_metrics, &config_devices__metrics_section),
+	F_UNSUPPORTED("mmds-config"),
+	F_LIST("network-interfaces", CFG, net, nr_net, VM_MAX_NET_IFACES,
+	       &config_devices__net_section, config_devices__net_conflicts),
+	F_HAS_SECTION("vsock", CFG, vsock, has_vsock, &config_devices__vsock_section),
+	F_UNSUPPORTED("entropy"),
+	{ .name = "serial",
 	  .type = FIELD_SECTION,
-	  .flags = FIELD_REQUIRED,
-	  .section = &boot_section },
-	{ .name = "machine-config", .type = FIELD_SECTION, .section = &machine_section },
-	{ .name = "logger", .type = FIELD_SECTION, .section = &logger_section },
-	{ .name = "serial", .type = FIELD_SECTION, .section = &serial_section },
-	{ .name = "drives", .type = FIELD_DEVICE_LIST, .devices = "block devices" },
-	{ .name = "network-interfaces",
-	  .type = FIELD_DEVICE_LIST,
-	  .devices = "network interfaces" },
-	{ .name = "vsock", .type = FIELD_UNSUPPORTED },
-	{ .name = "balloon", .type = FIELD_UNSUPPORTED },
-	{ .name = "entropy", .type = FIELD_UNSUPPORTED },
-	{ .name = "mmds-config", .type = FIELD_UNSUPPORTED },
-	{ .name = "metrics", .type = FIELD_UNSUPPORTED },
-	{ .name = "cpu-config", .type = FIELD_UNSUPPORTED },
+	  .offset = offsetof(CFG, serial),
+	  .section = &config__serial_section,
+	  .print = print_serial },
 };
 
 static const struct section top_section = {
-	.name = "",
+	.label = "config",
 	.member = "section",
 	.fields = top_fields,
 	.nfields = ARRAY_SIZE(top_fields),
+	.size = sizeof(CFG),
 };
 
-static int parse_object(struct vm_config *cfg, const struct section *sec, const cJSON *obj);
+/* ---- the walker: JSON -> object ---- */
 
-static int get_device_list(const char *path, const cJSON *item, const char *devices)
+static int parse_field(void *obj, const char *path, const struct field *f, const cJSON *item)
 {
-	if (!cJSON_IsArray(item))
-		return error__set(-EINVAL, "%s: must be an array, got %s", path, type_name(item));
-	if (cJSON_GetArraySize(item))
-		return error__set(-EINVAL, "%s: %s are not supported yet", path, devices);
-	return 0;
-}
-
-static int parse_field(struct vm_config *cfg, const char *path, const struct field *f,
-		       const cJSON *item)
-{
-	void *dst = (char *)cfg + f->offset;
+	void *dst = (char *)obj + f->offset;
 	uint64_t v = 0;
 	int ret;
 
@@ -340,7 +263,11 @@ static int parse_field(struct vm_config *cfg, const char *path, const struct fie
 	case FIELD_STRING:
 		return get_string(path, item, f, dst);
 	case FIELD_BOOL:
-		return get_bool(path, item, dst);
+		if (!cJSON_IsBool(item))
+			return error__set(-EINVAL, "%s: must be true or false, got %s", path,
+					  json_type_name(item));
+		*(bool *)dst = cJSON_IsTrue(item);
+		return 0;
 	case FIELD_U32:
 	case FIELD_U64:
 		ret = get_uint(path, item, f->min, f->max, &v);
@@ -349,26 +276,22 @@ static int parse_field(struct vm_config *cfg, const char *path, const struct fie
 		else if (!ret)
 			*(uint64_t *)dst = v;
 		return ret;
+	case FIELD_ENUM:
 	case FIELD_CUSTOM:
-		return f->parse(cfg, path, item);
+		return f->parse(dst, path, item);
 	case FIELD_SECTION:
-		return parse_object(cfg, f->section, item);
-	case FIELD_DEVICE_LIST:
-		return get_device_list(path, item, f->devices);
+		return config__parse_object(dst, f->section, item, path);
+	case FIELD_LIST:
+		return config_devices__parse_list(obj, path, f, item);
 	case FIELD_UNSUPPORTED:
 		break;
 	}
 	return error__set(-EINVAL, "%s: not supported yet", path);
 }
 
-static const char *section_label(const struct section *sec)
-{
-	return sec->name[0] ? sec->name : "config";
-}
-
 /* Finds the member's field and marks it seen; unknown and repeated keys are errors. */
-static int lookup_member(const struct section *sec, const char *key, uint32_t *seen,
-			 const struct field **out)
+static int lookup_member(const struct section *sec, const char *label, const char *key,
+			 uint32_t *seen, const struct field **out)
 {
 	char name[NAME_SHOW_MAX];
 
@@ -376,56 +299,197 @@ static int lookup_member(const struct section *sec, const char *key, uint32_t *s
 		if (strcmp(key, sec->fields[i].name))
 			continue;
 		if (*seen & (1u << i))
-			return error__set(-EINVAL, "%s: duplicate %s \"%s\"", section_label(sec),
-					  sec->member, key);
+			return error__set(-EINVAL, "%s: duplicate %s \"%s\"", label, sec->member,
+					  key);
 		*seen |= 1u << i;
 		*out = &sec->fields[i];
 		return 0;
 	}
-	return error__set(-EINVAL, "%s: unknown %s \"%s\"", section_label(sec), sec->member,
+	return error__set(-EINVAL, "%s: unknown %s \"%s\"", label, sec->member,
 			  printable(name, sizeof(name), key));
 }
 
-static int check_required(const struct section *sec, uint32_t seen)
+static bool is_required(const struct section *sec, const struct field *f)
 {
+	return (f->flags & FIELD_REQUIRED) && !sec->patch;
+}
+
+static int check_required(const struct section *sec, uint32_t seen, const char *path)
+{
+	char fpath[PATH_SHOW_MAX];
+
 	for (size_t i = 0; i < sec->nfields; i++) {
-		if (!(sec->fields[i].flags & FIELD_REQUIRED) || (seen & (1u << i)))
+		if (!is_required(sec, &sec->fields[i]) || (seen & (1u << i)))
 			continue;
-		if (!sec->name[0])
-			return error__set(-EINVAL, "%s: required section is missing",
-					  sec->fields[i].name);
-		return error__set(-EINVAL, "%s.%s: required field is missing", sec->name,
-				  sec->fields[i].name);
+		return error__set(-EINVAL, "%s: required %s is missing",
+				  join_path(fpath, sizeof(fpath), path, sec->fields[i].name),
+				  sec->member);
 	}
 	return 0;
 }
 
-static int parse_object(struct vm_config *cfg, const struct section *sec, const cJSON *obj)
+int config__parse_object(void *obj, const struct section *sec, const cJSON *json, const char *path)
 {
-	char path[PATH_SHOW_MAX];
+	const char *label = path[0] ? path : sec->label;
+	char fpath[PATH_SHOW_MAX];
 	const struct field *f = NULL;
 	const cJSON *item;
 	uint32_t seen = 0;
+	bool given = false;
 	int ret;
 
-	if (!cJSON_IsObject(obj))
-		return error__set(-EINVAL, "%s: must be an object, got %s", section_label(sec),
-				  type_name(obj));
-	cJSON_ArrayForEach(item, obj) {
-		ret = lookup_member(sec, item->string, &seen, &f);
+	if (!cJSON_IsObject(json))
+		return error__set(-EINVAL, "%s: must be an object, got %s", label,
+				  json_type_name(json));
+	if (sec->reset)
+		memset(obj, 0, sec->size);
+	cJSON_ArrayForEach(item, json) {
+		ret = lookup_member(sec, label, item->string, &seen, &f);
 		if (ret)
 			return ret;
-		if (cJSON_IsNull(item) && !(f->flags & FIELD_REQUIRED))
+		if (cJSON_IsNull(item) && !is_required(sec, f))
 			continue;
-		snprintf(path, sizeof(path), "%s%s%s", sec->name, sec->name[0] ? "." : "", f->name);
-		ret = parse_field(cfg, path, f, item);
+		given = true;
+		ret = parse_field(obj, join_path(fpath, sizeof(fpath), path, f->name), f, item);
 		if (ret)
 			return ret;
+		if (f->flags & FIELD_HAS)
+			*(bool *)((char *)obj + f->has_offset) = true;
 	}
-	ret = check_required(sec, seen);
+	if (sec->patch && !given)
+		return error__set(-EINVAL, "%s: empty PATCH request", label);
+	ret = check_required(sec, seen, path);
 	if (ret)
 		return ret;
-	return sec->check ? sec->check(cfg) : 0;
+	return sec->check ? sec->check(obj, path) : 0;
+}
+
+/* ---- the walker: strings, for free and copy ---- */
+
+/* Calls fn on every string the object holds, passing on what fn returns. */
+static int walk_strings(void *obj, const struct section *sec, int (*fn)(char **s, int ret), int ret)
+{
+	for (size_t i = 0; i < sec->nfields; i++) {
+		const struct field *f = &sec->fields[i];
+		char *p = (char *)obj + f->offset;
+		unsigned int n;
+
+		if (f->type == FIELD_STRING) {
+			ret = fn((char **)p, ret);
+		} else if (f->type == FIELD_SECTION) {
+			ret = walk_strings(p, f->section, fn, ret);
+		} else if (f->type == FIELD_LIST) {
+			n = *(unsigned int *)((char *)obj + f->count_offset);
+			for (unsigned int j = 0; j < n && j < f->max; j++)
+				ret = walk_strings(p + j * f->section->size, f->section, fn, ret);
+		}
+	}
+	return ret;
+}
+
+static int free_string(char **s, int ret)
+{
+	free(*s);
+	*s = NULL;
+	return ret;
+}
+
+/* After the first failure, the strings left are not ours: forget them. */
+static int dup_string(char **s, int ret)
+{
+	if (ret)
+		*s = NULL;
+	else if (*s && !(*s = strdup(*s)))
+		ret = -ENOMEM;
+	return ret;
+}
+
+void config__free_object(void *obj, const struct section *sec)
+{
+	walk_strings(obj, sec, free_string, 0);
+}
+
+/* ---- the walker: object -> JSON ---- */
+
+static int print_object(cJSON *o, const char *name, const void *src, const struct section *sec)
+{
+	cJSON *child = cJSON_AddObjectToObject(o, name);
+
+	return child ? config__print_members(child, src, sec) : -ENOMEM;
+}
+
+/* A new JSON value for a field of a plain type, or null. */
+static cJSON *plain_value(const char *src, const struct field *f, bool has)
+{
+	unsigned int v = *(const unsigned int *)src;
+
+	switch (has ? f->type : FIELD_UNSUPPORTED) {
+	case FIELD_STRING:
+		src = *(char *const *)src;
+		return src ? cJSON_CreateString(src) : cJSON_CreateNull();
+	case FIELD_BOOL:
+		return cJSON_CreateBool(*(const bool *)src);
+	case FIELD_U32:
+		return cJSON_CreateNumber(*(const uint32_t *)src);
+	case FIELD_U64:
+		return cJSON_CreateNumber((double)*(const uint64_t *)src);
+	case FIELD_ENUM:
+		return v < f->nchoices ? cJSON_CreateString(f->choices[v]) : cJSON_CreateNull();
+	default:
+		return cJSON_CreateNull();
+	}
+}
+
+int config__print_field(cJSON *o, const void *obj, const struct field *f)
+{
+	const char *src = (const char *)obj + f->offset;
+	bool has = !(f->flags & FIELD_HAS) || *(const bool *)((const char *)obj + f->has_offset);
+	cJSON *v;
+
+	if (has && f->print)
+		return f->print(o, f->name, src, f);
+	if (f->type == FIELD_CUSTOM && has)
+		return 0; /* not shown */
+	if (f->type == FIELD_SECTION && has)
+		return print_object(o, f->name, src, f->section);
+	if (f->type == FIELD_LIST)
+		return config_devices__print_list(o, obj, f);
+	v = plain_value(src, f, has);
+	if (!v || !cJSON_AddItemToObject(o, f->name, v)) {
+		cJSON_Delete(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int config__print_members(cJSON *o, const void *obj, const struct section *sec)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < sec->nfields; i++)
+		ret = config__print_field(o, obj, &sec->fields[i]);
+	return ret;
+}
+
+static char *print_root(const void *obj, const struct section *sec)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s = NULL;
+
+	if (o && !config__print_members(o, obj, sec))
+		s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+char *config__machine_to_json(const struct machine_config *m)
+{
+	return print_root(m, &config__machine_section);
+}
+
+char *config__to_json(const struct vm_config *cfg)
+{
+	return print_root(cfg, &top_section);
 }
 
 /* ---- checks on the JSON text that cJSON does not make ---- */
@@ -435,7 +499,7 @@ static bool is_json_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static int bad_json(const char *json, size_t pos, const char *what)
+static int bad_json(const char *label, const char *json, size_t pos, const char *what)
 {
 	unsigned int line = 1, col = 1;
 
@@ -443,7 +507,7 @@ static int bad_json(const char *json, size_t pos, const char *what)
 		col = json[i] == '\n' ? 1 : col + 1;
 		line += json[i] == '\n';
 	}
-	return error__set(-EINVAL, "config: not valid JSON near byte %zu (line %u, column %u)%s",
+	return error__set(-EINVAL, "%s: not valid JSON near byte %zu (line %u, column %u)%s", label,
 			  pos, line, col, what);
 }
 
@@ -517,22 +581,22 @@ static bool hunt_string(const cJSON *item, struct string_hunt *h)
 	return false;
 }
 
-static int nul_in_string(const cJSON *root, long index)
+static int nul_in_string(const char *label, const cJSON *root, long index)
 {
 	struct string_hunt h = { .left = index };
 	char name[NAME_SHOW_MAX];
 
 	if (!hunt_string(root, &h))
-		return error__set(-EINVAL, "config: a string contains a NUL byte (\\u0000)");
+		return error__set(-EINVAL, "%s: a string contains a NUL byte (\\u0000)", label);
 	if (h.key)
 		return error__set(-EINVAL, "%s: name \"%s\" contains a NUL byte (\\u0000)",
-				  h.path[0] ? h.path : "config",
-				  printable(name, sizeof(name), h.key));
+				  h.path[0] ? h.path : label, printable(name, sizeof(name), h.key));
 	return error__set(-EINVAL, "%s: must not contain a NUL byte (\\u0000)", h.path);
 }
 
 /* What cJSON lets through: data after the value, control characters, \u0000, a non-object. */
-static int check_text(const char *json, size_t len, size_t end, const cJSON *root)
+static int check_text(const char *label, const char *json, size_t len, size_t end,
+		      const cJSON *root)
 {
 	size_t pos = end;
 	long nul_string;
@@ -540,20 +604,20 @@ static int check_text(const char *json, size_t len, size_t end, const cJSON *roo
 	while (pos < len && is_json_space(json[pos]))
 		pos++;
 	if (pos < len)
-		return bad_json(json, pos, ": data after the top-level value");
+		return bad_json(label, json, pos, ": data after the top-level value");
 	pos = scan_text(json, len, &nul_string);
 	if (pos < len)
-		return bad_json(json, pos, ": control character");
+		return bad_json(label, json, pos, ": control character");
 	if (!cJSON_IsObject(root))
-		return error__set(-EINVAL, "config: top level must be an object, got %s",
-				  type_name(root));
+		return error__set(-EINVAL, "%s: top level must be an object, got %s", label,
+				  json_type_name(root));
 	if (nul_string >= 0)
-		return nul_in_string(root, nul_string);
+		return nul_in_string(label, root, nul_string);
 	return 0;
 }
 
-/* On success *out is an object that passed check_text(). */
-static int parse_json(const char *json, size_t len, cJSON **out)
+/* On success *out is an object that passed check_text(); label names the document. */
+static int parse_json(const char *label, const char *json, size_t len, cJSON **out)
 {
 	const char *end = json;
 	size_t pos = 0;
@@ -561,17 +625,17 @@ static int parse_json(const char *json, size_t len, cJSON **out)
 	int ret;
 
 	if (!json)
-		return error__set(-EINVAL, "config: empty input");
+		return error__set(-EINVAL, "%s: empty input", label);
 	if (len > CONFIG_FILE_MAX)
-		return error__set(-EINVAL, "config: larger than %d bytes", CONFIG_FILE_MAX);
+		return error__set(-EINVAL, "%s: larger than %d bytes", label, CONFIG_FILE_MAX);
 	while (pos < len && is_json_space(json[pos]))
 		pos++;
 	if (pos == len)
-		return error__set(-EINVAL, "config: empty input");
+		return error__set(-EINVAL, "%s: empty input", label);
 	root = cJSON_ParseWithLengthOpts(json, len, &end, false);
 	if (!root)
-		return bad_json(json, (size_t)(end - json), "");
-	ret = check_text(json, len, (size_t)(end - json), root);
+		return bad_json(label, json, (size_t)(end - json), "");
+	ret = check_text(label, json, len, (size_t)(end - json), root);
 	if (ret) {
 		cJSON_Delete(root);
 		return ret;
@@ -579,6 +643,21 @@ static int parse_json(const char *json, size_t len, cJSON **out)
 	*out = root;
 	return 0;
 }
+
+int config__parse_body(void *obj, const struct section *sec, const char *json, size_t len)
+{
+	cJSON *root = NULL;
+	int ret;
+
+	ret = parse_json(sec->label, json, len, &root);
+	if (ret)
+		return ret;
+	ret = config__parse_object(obj, sec, root, "");
+	cJSON_Delete(root);
+	return ret;
+}
+
+/* ---- the config as a whole ---- */
 
 void config__init(struct vm_config *cfg)
 {
@@ -589,19 +668,25 @@ void config__init(struct vm_config *cfg)
 	cfg->logger.level = LOG_LEVEL_INFO;
 }
 
-static void free_string(char **s)
-{
-	free(*s);
-	*s = NULL;
-}
-
 void config__free(struct vm_config *cfg)
 {
-	free_string(&cfg->boot.kernel_image_path);
-	free_string(&cfg->boot.initrd_path);
-	free_string(&cfg->boot.boot_args);
-	free_string(&cfg->logger.log_path);
-	free_string(&cfg->serial.serial_out_path);
+	config__free_object(cfg, &top_section);
+	cfg->nr_drives = 0;
+	cfg->nr_net = 0;
+}
+
+int config__copy(struct vm_config *dst, const struct vm_config *src)
+{
+	int ret;
+
+	memcpy(dst, src, sizeof(*dst));
+	ret = walk_strings(dst, &top_section, dup_string, 0);
+	if (ret) {
+		config__free(dst);
+		config__init(dst);
+		return error__set(ret, "config: out of memory");
+	}
+	return 0;
 }
 
 /* On failure cfg is freed and back to the defaults of config__init(). */
@@ -610,17 +695,21 @@ int config__parse(struct vm_config *cfg, const char *json, size_t len)
 	cJSON *root = NULL;
 	int ret;
 
-	ret = parse_json(json, len, &root);
+	ret = parse_json(top_section.label, json, len, &root);
 	if (ret)
 		return ret;
-	ret = parse_object(cfg, &top_section, root);
+	ret = config__parse_object(cfg, &top_section, root, "");
 	cJSON_Delete(root);
-	if (ret) {
-		config__free(cfg);
-		config__init(cfg);
+	if (!ret) {
+		config_devices__root_first(cfg);
+		return 0;
 	}
+	config__free(cfg);
+	config__init(cfg);
 	return ret;
 }
+
+/* ---- the config file ---- */
 
 /* Reads at most CONFIG_FILE_MAX + 1 bytes, so that a larger file shows as too large. */
 static int read_all(int fd, char *buf, size_t *len)

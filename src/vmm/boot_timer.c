@@ -15,7 +15,7 @@ static void timer_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
 static void timer_write(void *opaque, uint64_t offset, const uint8_t *data, uint32_t len)
 {
 	struct boot_timer *t = opaque;
-	uint64_t wall = log__wall_us_since_start();
+	uint64_t wall = log__wall_us_since_start() - t->origin_wall_us;
 	uint64_t cpu = log__cpu_us_since_start();
 
 	(void)len;

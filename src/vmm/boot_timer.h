@@ -13,8 +13,9 @@
 #define BOOT_TIMER_MAGIC 123
 
 struct boot_timer {
-	uint64_t signals; /* how many times the guest signalled */
-	uint64_t first_wall_us;
+	uint64_t origin_wall_us; /* what the boot time counts from, µs since process start */
+	uint64_t signals;	 /* how many times the guest signalled */
+	uint64_t first_wall_us;	 /* the first boot time, from origin */
 	uint64_t first_cpu_us;
 };
 

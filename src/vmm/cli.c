@@ -4,16 +4,21 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char cli__usage[] =
-	"Usage: ember --config-file FILE [options]\n"
+	"Usage: ember --api-sock PATH [--config-file FILE] [options]\n"
+	"       ember --config-file FILE [--no-api] [options]\n"
 	"\n"
-	"Boots the microVM that FILE (Firecracker's JSON config schema) describes, and exits\n"
-	"when the guest resets or powers off.\n"
+	"Runs one microVM, configured through Firecracker's API on a Unix socket, or from FILE\n"
+	"(Firecracker's JSON config schema) and started at once, and exits when the guest\n"
+	"resets or powers off.\n"
 	"\n"
-	"  --config-file FILE   the VM's configuration (required)\n"
-	"  --no-api             run without the API socket\n"
+	"  --api-sock PATH      serve the API on this Unix socket\n"
+	"  --config-file FILE   the VM's configuration; the VM starts at once\n"
+	"  --no-api             no API socket (the default without --api-sock)\n"
+	"  --http-api-max-payload-size N   the largest request body, bytes (default 51200)\n"
 	"  --boot-timer         log the guest's boot-complete signal (byte 123 at 0xd0000000)\n"
 	"  --debug-exit         let the guest end Ember with an exit code written to port 0xf4\n"
 	"  --log-path PATH      append the log to PATH instead of stderr\n"
@@ -39,6 +44,7 @@ enum {
 	OPT_SHOW_ORIGIN,
 	OPT_ID,
 	OPT_API_SOCK,
+	OPT_MAX_PAYLOAD,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -54,6 +60,7 @@ static const struct option options[] = {
 	{ "show-log-origin", no_argument, NULL, OPT_SHOW_ORIGIN },
 	{ "id", required_argument, NULL, OPT_ID },
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
+	{ "http-api-max-payload-size", required_argument, NULL, OPT_MAX_PAYLOAD },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -72,6 +79,23 @@ static int check_id(const char *id)
 					  "--id: only letters, digits and '-' are allowed, got '%s'",
 					  id);
 	}
+	return 0;
+}
+
+/* 1 byte to 16 MiB, plain decimal. */
+static int parse_size(const char *arg, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (!isdigit((unsigned char)arg[0]) || *end || errno || !v || v > CLI_MAX_PAYLOAD)
+		return error__set(-EINVAL,
+				  "--http-api-max-payload-size: must be a number of bytes from 1 to "
+				  "%d, got '%s'",
+				  CLI_MAX_PAYLOAD, arg);
+	*out = (size_t)v;
 	return 0;
 }
 
@@ -111,8 +135,12 @@ static int handle(int opt, const char *arg, struct cli_args *a)
 		a->id = arg;
 		return check_id(arg);
 	case OPT_API_SOCK:
-		return error__set(-EINVAL, "--api-sock: the API server is not available yet; "
-					   "use --config-file with --no-api");
+		if (!arg[0])
+			return error__set(-EINVAL, "--api-sock: the path is empty");
+		a->api_sock = arg;
+		return 0;
+	case OPT_MAX_PAYLOAD:
+		return parse_size(arg, &a->max_payload);
 	case OPT_VERSION:
 		a->action = CLI_VERSION;
 		return 0;
@@ -151,7 +179,11 @@ int cli__parse(int argc, char **argv, struct cli_args *args)
 	}
 	if (optind < argc)
 		return error__set(-EINVAL, "unexpected argument '%s' (try --help)", argv[optind]);
-	if (args->action == CLI_RUN && !args->config_file)
-		return error__set(-EINVAL, "--config-file is required (try --help)");
+	if (args->action != CLI_RUN)
+		return 0;
+	if (!args->config_file && !args->api_sock)
+		return error__set(-EINVAL, "--config-file or --api-sock is required (try --help)");
+	if (args->api_sock && args->no_api)
+		return error__set(-EINVAL, "--api-sock and --no-api contradict each other");
 	return 0;
 }

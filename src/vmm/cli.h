@@ -6,11 +6,13 @@
 #define EMBER_VMM_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "vmm/log.h"
 
 #define EMBER_VERSION "0.1.0"
 #define CLI_ID_MAX 64
+#define CLI_MAX_PAYLOAD (16 * 1024 * 1024)
 
 enum cli_action {
 	CLI_RUN,
@@ -21,6 +23,8 @@ enum cli_action {
 struct cli_args {
 	enum cli_action action;
 	const char *config_file;
+	const char *api_sock;
+	size_t max_payload; /* --http-api-max-payload-size */
 	bool no_api;
 	bool boot_timer;
 	bool debug_exit;

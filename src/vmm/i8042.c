@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "vmm/i8042.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -8,13 +10,12 @@
 #define SB_SYSTEM 0x04
 #define SB_LAST_CMD 0x08
 #define SB_KBD_ENABLED 0x10
-#define SB_AUX_DATA 0x20
 
 #define CB_KBD_INT 0x01
 #define CB_SYSTEM 0x04
 #define CB_KBD_DISABLE 0x10
 #define CB_AUX_DISABLE 0x20
-#define CB_POST_OK 0x40 /* translate */
+#define CB_POST_OK 0x40 /* translate to scan code set 1 */
 
 #define CMD_READ_CTRL 0x20
 #define CMD_WRITE_CTRL 0x60
@@ -28,13 +29,25 @@
 #define CMD_READ_OUTP 0xd0
 #define CMD_WRITE_OUTP 0xd1
 #define CMD_WRITE_KBD_BUF 0xd2
-#define CMD_WRITE_AUX_BUF 0xd3
-#define CMD_WRITE_AUX 0xd4
 #define CMD_RESET_CPU 0xfe
 
+#define AUX_TEST_NO_PORT 0x02
+
 #define KBD_ACK 0xfa
-#define KBD_RESET 0xff
+#define KBD_RESEND 0xfe
+#define KBD_ECHO 0xee
 #define KBD_RESET_OK 0xaa
+#define KBD_CMD_SET_LEDS 0xed
+#define KBD_CMD_ECHO 0xee
+#define KBD_CMD_SCANCODE_SET 0xf0
+#define KBD_CMD_GET_ID 0xf2
+#define KBD_CMD_TYPEMATIC 0xf3
+#define KBD_CMD_RESET 0xff
+#define KBD_ID 0xab
+#define KBD_ID2 0x83	    /* an MF2 keyboard */
+#define KBD_ID2_XLATE 0x41 /* the same, as the controller translates it */
+#define KBD_SET2 0x02
+#define KBD_SET2_XLATE 0x41
 
 static void pulse_irq(struct i8042 *k)
 {
@@ -49,30 +62,26 @@ static void pulse_irq(struct i8042 *k)
 
 static void push(struct i8042 *k, uint8_t byte)
 {
-	if (k->count == I8042_BUF)
+	if (k->count == I8042_BUF) {
+		k->m.missed_write_count++;
 		return;
+	}
 	k->buf[(k->head + k->count) % I8042_BUF] = byte;
 	k->count++;
 	k->status |= SB_OUT_FULL;
-	k->status &= (uint8_t)~SB_AUX_DATA;
 	pulse_irq(k);
 }
 
-/* The AUX loopback: the byte comes back as if the mouse port had sent it. */
-static void push_aux(struct i8042 *k, uint8_t byte)
-{
-	if (k->count)
-		return;
-	push(k, byte);
-	k->status |= SB_AUX_DATA;
-}
 
 static uint8_t pop(struct i8042 *k)
 {
 	uint8_t b;
 
-	if (!k->count)
+	if (!k->count) {
+		k->m.missed_read_count++;
 		return 0;
+	}
+	k->m.read_count++;
 	b = k->buf[k->head];
 	k->head = (k->head + 1) % I8042_BUF;
 	k->count--;
@@ -95,6 +104,22 @@ void i8042__init(struct i8042 *k, int irq_fd, void (*reset)(void *opaque), void 
 	k->reset_opaque = opaque;
 }
 
+void i8042__send_ctrl_alt_del(struct i8042 *k)
+{
+	/* scan code set 1, which the controller hands out when it translates (CTR bit 6) */
+	static const uint8_t set1[] = { 0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d };
+	/* scan code set 2, what the keyboard itself sends */
+	static const uint8_t set2[] = { 0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11,
+					0xf0, 0x14 };
+	bool translate;
+
+	pthread_mutex_lock(&k->lock);
+	translate = k->ctrl & CB_POST_OK;
+	for (size_t i = 0; i < (translate ? sizeof(set1) : sizeof(set2)); i++)
+		push(k, translate ? set1[i] : set2[i]);
+	pthread_mutex_unlock(&k->lock);
+}
+
 void i8042__destroy(struct i8042 *k)
 {
 	pthread_mutex_destroy(&k->lock);
@@ -102,7 +127,7 @@ void i8042__destroy(struct i8042 *k)
 
 static void cpu_reset(struct i8042 *k)
 {
-	k->resets++;
+	k->m.reset_count++;
 	if (k->reset)
 		k->reset(k->reset_opaque);
 }
@@ -117,8 +142,6 @@ static void command(struct i8042 *k, uint8_t cmd)
 	case CMD_WRITE_CTRL:
 	case CMD_WRITE_OUTP:
 	case CMD_WRITE_KBD_BUF:
-	case CMD_WRITE_AUX_BUF:
-	case CMD_WRITE_AUX:
 		k->pending = cmd;
 		break;
 	case CMD_DISABLE_AUX:
@@ -134,8 +157,11 @@ static void command(struct i8042 *k, uint8_t cmd)
 		push(k, 0x55);
 		break;
 	case CMD_TEST_KBD:
-	case CMD_TEST_AUX:
 		push(k, 0x00);
+		break;
+	case CMD_TEST_AUX:
+		/* there is no mouse port: its clock line reads stuck, so Linux skips it */
+		push(k, AUX_TEST_NO_PORT);
 		break;
 	case CMD_DISABLE_KBD:
 		k->ctrl |= CB_KBD_DISABLE;
@@ -152,6 +178,52 @@ static void command(struct i8042 *k, uint8_t cmd)
 		/* 0xf0-0xff pulse output lines; bit 0 low pulses the CPU reset line */
 		if (cmd >= 0xf0 && !(cmd & 0x01))
 			cpu_reset(k);
+		break;
+	}
+}
+
+static bool translating(const struct i8042 *k)
+{
+	return k->ctrl & CB_POST_OK;
+}
+
+/* The keyboard's answer to a command byte (or to a command's data byte). */
+static void keyboard(struct i8042 *k, uint8_t v)
+{
+	uint8_t cmd = k->kbd_pending;
+
+	k->kbd_pending = 0;
+	if (cmd == KBD_CMD_SCANCODE_SET && v == 0) {
+		push(k, KBD_ACK);
+		push(k, translating(k) ? KBD_SET2_XLATE : KBD_SET2);
+		return;
+	}
+	if (cmd) { /* the data byte of LEDs, typematic rate, scan code set */
+		push(k, KBD_ACK);
+		return;
+	}
+	switch (v) {
+	case KBD_CMD_SET_LEDS:
+	case KBD_CMD_TYPEMATIC:
+	case KBD_CMD_SCANCODE_SET:
+		k->kbd_pending = v;
+		push(k, KBD_ACK);
+		break;
+	case KBD_CMD_GET_ID:
+		push(k, KBD_ACK);
+		push(k, KBD_ID);
+		push(k, translating(k) ? KBD_ID2_XLATE : KBD_ID2);
+		break;
+	case KBD_CMD_ECHO:
+		push(k, KBD_ECHO);
+		break;
+	case KBD_CMD_RESET:
+		push(k, KBD_ACK);
+		push(k, KBD_RESET_OK);
+		break;
+	default:
+		/* 0xf4-0xfd: enable, disable, defaults, key types: all acknowledged */
+		push(k, v >= 0xf4 ? KBD_ACK : KBD_RESEND);
 		break;
 	}
 }
@@ -174,17 +246,8 @@ static void data_write(struct i8042 *k, uint8_t v)
 	case CMD_WRITE_KBD_BUF:
 		push(k, v);
 		break;
-	case CMD_WRITE_AUX_BUF:
-		push_aux(k, v);
-		break;
-	case CMD_WRITE_AUX:
-		/* no mouse is connected: the byte goes nowhere and nothing answers */
-		break;
 	default:
-		/* a command to the keyboard itself: acknowledge it */
-		push(k, KBD_ACK);
-		if (v == KBD_RESET)
-			push(k, KBD_RESET_OK);
+		keyboard(k, v);
 		break;
 	}
 }
@@ -207,6 +270,7 @@ static void data_write_op(void *opaque, uint64_t offset, const uint8_t *data, ui
 	(void)offset;
 	(void)len;
 	pthread_mutex_lock(&k->lock);
+	k->m.write_count++;
 	data_write(k, data[0]);
 	pthread_mutex_unlock(&k->lock);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A minimal i8042 keyboard controller: enough for Linux's probe, and its CPU-reset command
- * (what `reboot=k` uses) ends the VM cleanly.
+ * An i8042 keyboard controller with a keyboard and no mouse port: it answers Linux's
+ * controller and keyboard probes at once (no probe waits for a timeout), its CPU-reset
+ * command (what `reboot=k` uses) ends the VM cleanly, and it can type Ctrl-Alt-Del.
  */
 #ifndef EMBER_VMM_I8042_H
 #define EMBER_VMM_I8042_H
@@ -10,6 +11,7 @@
 #include <stdint.h>
 
 #include "vmm/bus.h"
+#include "vmm/metrics.h"
 
 #define I8042_BUF 16
 
@@ -18,13 +20,14 @@ struct i8042 {
 	uint8_t status;
 	uint8_t ctrl;	    /* the controller command byte */
 	uint8_t outp;	    /* the output port */
-	uint8_t pending;    /* a command waiting for its data byte */
+	uint8_t pending;    /* a controller command waiting for its data byte */
+	uint8_t kbd_pending; /* a keyboard command waiting for its data byte */
 	uint8_t buf[I8042_BUF];
 	unsigned int head, count;
 	int irq_fd; /* eventfd bound to IRQ 1; -1: none */
 	void (*reset)(void *opaque);
 	void *reset_opaque;
-	uint64_t resets;
+	struct i8042_metrics m;
 };
 
 /* i8042 lives at two ports, 0x60 and 0x64; register the same ops for both. */
@@ -33,5 +36,7 @@ extern const struct bus_dev_ops i8042__cmd_ops;
 
 void i8042__init(struct i8042 *k, int irq_fd, void (*reset)(void *opaque), void *opaque);
 void i8042__destroy(struct i8042 *k);
+/* Queues the scancodes of Ctrl-Alt-Del pressed and released, and raises IRQ 1. */
+void i8042__send_ctrl_alt_del(struct i8042 *k);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 
 static struct {
 	int fd;
+	uint64_t dropped;
 	enum log_level level;
 	bool show_level;
 	bool show_origin;
@@ -56,16 +58,42 @@ uint64_t log__cpu_us_since_start(void)
 	return clock_us(CLOCK_PROCESS_CPUTIME_ID) - logger.start_cpu_us;
 }
 
+/* A pipe or terminal on stderr gets its own non-blocking open file description. */
+static void unblock_stderr(void)
+{
+	struct stat st;
+	int fd;
+
+	if (fstat(STDERR_FILENO, &st) < 0 || S_ISREG(st.st_mode))
+		return;
+	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0)
+		logger.fd = fd;
+}
+
 void log__init(const char *instance_id)
 {
 	if (instance_id)
 		snprintf(logger.id, sizeof(logger.id), "%s", instance_id);
+	if (logger.fd == STDERR_FILENO)
+		unblock_stderr();
+}
+
+uint64_t log__dropped(void)
+{
+	return __atomic_load_n(&logger.dropped, __ATOMIC_RELAXED);
 }
 
 int log__set_path(const char *path)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
+	struct stat st;
+	int flags = O_WRONLY | O_APPEND | O_CREAT;
+	int fd;
 
+	/* opened read-write, a named pipe needs no reader yet and never blocks the open */
+	if (!stat(path, &st) && S_ISFIFO(st.st_mode))
+		flags = O_RDWR;
+	fd = open(path, flags | O_CLOEXEC | O_NONBLOCK, 0640);
 	if (fd < 0)
 		return -errno;
 	if (logger.fd != STDERR_FILENO)
@@ -161,7 +189,8 @@ void log__msg(enum log_level level, const char *file, int line, const char *fmt,
 	buf[n++] = '\n';
 	/* One write per line, so lines from several threads never interleave. */
 	w = write(logger.fd, buf, n);
-	(void)w;
+	if (w != (ssize_t)n)
+		__atomic_add_fetch(&logger.dropped, 1, __ATOMIC_RELAXED);
 }
 
 static int set_error(int ret, const char *fmt, va_list ap)

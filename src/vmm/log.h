@@ -19,9 +19,15 @@ enum log_level {
 
 #define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
+/*
+ * Sets the instance id. Logging never blocks: when stderr is a pipe or a terminal, the log
+ * gets its own non-blocking handle on it; a line that does not fit is dropped and counted.
+ */
 void log__init(const char *instance_id);
-/* Opens (append) or creates the log file; -errno on failure. */
+/* Appends to a file (created if missing) or a named pipe, never blocking; -errno. */
 int log__set_path(const char *path);
+/* Lines dropped because the log's pipe was full or a write failed. */
+uint64_t log__dropped(void);
 void log__set_level(enum log_level level);
 enum log_level log__level(void);
 void log__set_options(bool show_level, bool show_origin);

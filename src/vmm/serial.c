@@ -56,6 +56,7 @@ void serial__init(struct serial *s, int out_fd, int irq_fd, int rx_ready_fd)
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	s->out_fd = out_fd;
+	s->out_kick_fd = -1;
 	s->irq_fd = irq_fd;
 	s->rx_ready_fd = rx_ready_fd;
 	s->msr = MSR_DEFAULT;
@@ -68,19 +69,51 @@ void serial__destroy(struct serial *s)
 	pthread_mutex_destroy(&s->lock);
 }
 
-static void write_out(struct serial *s, uint8_t byte)
+static void flush_locked(struct serial *s)
 {
+	size_t off = 0;
 	ssize_t r;
 
+	while (off < s->out_len) {
+		r = write(s->out_fd, s->out_buf + off, s->out_len - off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		off += (size_t)r;
+	}
+	s->m.write_count += off;
+	s->m.missed_write_count += s->out_len - off;
+	if (off)
+		s->m.flush_count++;
+	s->out_len = 0;
+}
+
+static void write_out(struct serial *s, uint8_t byte)
+{
 	if (s->out_fd < 0)
 		return;
-	do {
-		r = write(s->out_fd, &byte, 1);
-	} while (r < 0 && errno == EINTR);
-	if (r == 1)
-		s->m.bytes_out++;
-	else
-		s->m.write_errors++;
+	s->out_buf[s->out_len++] = byte;
+	if (byte == '\n' || s->out_len == SERIAL_OUT_BUF || s->out_kick_fd < 0) {
+		flush_locked(s);
+	} else if (s->out_len == 1) {
+		uint64_t one = 1;
+		ssize_t r = write(s->out_kick_fd, &one, sizeof(one));
+
+		(void)r;
+	}
+}
+
+void serial__flush(struct serial *s)
+{
+	pthread_mutex_lock(&s->lock);
+	flush_locked(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void serial__set_out_kick(struct serial *s, int out_kick_fd)
+{
+	s->out_kick_fd = out_kick_fd;
 }
 
 static void rx_push(struct serial *s, uint8_t byte)
@@ -112,8 +145,11 @@ static uint8_t rx_pop(struct serial *s)
 {
 	uint8_t b;
 
-	if (!s->rx_count)
+	if (!s->rx_count) {
+		s->m.missed_read_count++;
 		return 0;
+	}
+	s->m.read_count++;
 	b = s->rx[s->rx_head];
 	s->rx_head = (s->rx_head + 1) % SERIAL_RX_FIFO;
 	s->rx_count--;
@@ -197,6 +233,8 @@ static void write_ier(struct serial *s, uint8_t v)
 {
 	uint8_t old = s->ier;
 
+	/* Linux writes IER at the end of each console write and transmit burst */
+	flush_locked(s);
 	s->ier = v & IER_MASK;
 	/* enabling the THR-empty interrupt while THR is empty raises it at once */
 	if ((s->ier & IER_THRE) && !(old & IER_THRE)) {
@@ -286,7 +324,6 @@ size_t serial__input(struct serial *s, const uint8_t *buf, size_t len)
 	pthread_mutex_lock(&s->lock);
 	while (n < len && s->rx_count < SERIAL_RX_FIFO)
 		rx_push(s, buf[n++]);
-	s->m.bytes_in += n;
 	if (n && (s->ier & IER_RDA))
 		pulse_irq(s);
 	pthread_mutex_unlock(&s->lock);

@@ -2,6 +2,13 @@
 /*
  * A 16550A UART (COM1). Output goes to a file descriptor; input is pushed in by the VMM
  * thread (from stdin when it is a tty). Interrupts are edge pulses on an irqfd.
+ *
+ * Output is buffered: one write(2) per line instead of one per byte, which is what a
+ * console-heavy boot spends its exits on. The buffer is written out at a newline, when it
+ * is full, when the guest writes IER (Linux's 8250 driver does at the end of every console
+ * write and transmit burst), and otherwise by the VMM thread soon after: the first byte
+ * into an empty buffer signals out_kick_fd, and the VMM thread calls serial__flush() a
+ * few milliseconds later.
  */
 #ifndef EMBER_VMM_SERIAL_H
 #define EMBER_VMM_SERIAL_H
@@ -11,14 +18,10 @@
 #include <stdint.h>
 
 #include "vmm/bus.h"
+#include "vmm/metrics.h"
 
 #define SERIAL_RX_FIFO 1024
-
-struct serial_metrics {
-	uint64_t bytes_out;
-	uint64_t bytes_in;
-	uint64_t write_errors;
-};
+#define SERIAL_OUT_BUF 4096
 
 struct serial {
 	pthread_mutex_t lock;
@@ -30,12 +33,19 @@ struct serial {
 	int irq_fd;	     /* eventfd bound to the UART's GSI; -1: none */
 	int rx_ready_fd;     /* eventfd signalled when the RX FIFO has room again; -1: none */
 	int rx_was_full;
-	struct serial_metrics m;
+	int out_kick_fd;     /* eventfd: output is waiting in out_buf; -1: none */
+	uint8_t out_buf[SERIAL_OUT_BUF];
+	size_t out_len;
+	struct uart_metrics m; /* write_count: bytes out; read_count: bytes the guest read */
 };
 
 extern const struct bus_dev_ops serial__ops;
 
 void serial__init(struct serial *s, int out_fd, int irq_fd, int rx_ready_fd);
+/* Where to signal that output waits (see above); -1 to flush at every byte. */
+void serial__set_out_kick(struct serial *s, int out_kick_fd);
+/* Writes out what the buffer holds. */
+void serial__flush(struct serial *s);
 /* Queues guest input; returns how many bytes fitted (the rest must be retried later). */
 size_t serial__input(struct serial *s, const uint8_t *buf, size_t len);
 size_t serial__rx_space(struct serial *s);

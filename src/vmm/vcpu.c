@@ -193,7 +193,10 @@ static void handle_io(struct vcpu *vcpu)
 	uint64_t total = (uint64_t)run->io.size * run->io.count;
 	struct bus *pio = &vcpu->vm->pio;
 
-	vcpu->m.exits_io++;
+	if (run->io.direction == KVM_EXIT_IO_OUT)
+		vcpu->m.exit_io_out++;
+	else
+		vcpu->m.exit_io_in++;
 	if (run->io.data_offset + total > (uint64_t)vcpu->vm->kvm.vcpu_mmap_size)
 		return;
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
@@ -209,7 +212,10 @@ static void handle_mmio(struct vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 	uint32_t len = run->mmio.len;
 
-	vcpu->m.exits_mmio++;
+	if (run->mmio.is_write)
+		vcpu->m.exit_mmio_write++;
+	else
+		vcpu->m.exit_mmio_read++;
 	if (!len || len > sizeof(run->mmio.data))
 		return;
 	if (run->mmio.is_write)
@@ -241,6 +247,7 @@ static void system_event(struct vcpu *vcpu)
 
 static void fault(struct vcpu *vcpu, const char *what, unsigned long long detail)
 {
+	vcpu->m.failures++;
 	log_error("vcpu%u: %s (0x%llx); stopping the VM", vcpu->index, what, detail);
 	vm__request_stop(vcpu->vm, VM_STOP_ERROR, EMBER_EXIT_GUEST_FAULT);
 }
@@ -266,7 +273,7 @@ static bool handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_HLT:
 	case KVM_EXIT_INTR:
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
-		vcpu->m.exits_other++;
+		vcpu->m.exit_other++;
 		return true;
 	case KVM_EXIT_FAIL_ENTRY:
 		fault(vcpu, "KVM entry failed",
@@ -299,6 +306,7 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				vcpu->run->immediate_exit = 0;
+				vm__vcpu_checkpoint(vm);
 				continue;
 			}
 			log_error("KVM_RUN: %s", strerror(errno));

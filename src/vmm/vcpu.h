@@ -11,13 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct vm;
+#include "vmm/metrics.h"
 
-struct vcpu_metrics {
-	uint64_t exits_io;
-	uint64_t exits_mmio;
-	uint64_t exits_other;
-};
+struct vm;
 
 struct vcpu {
 	struct vm *vm;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/layout.h"
@@ -139,7 +140,11 @@ static int setup_legacy_devices(struct vm *vm)
 	vm->serial_rx_ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->serial_rx_ready_fd < 0)
 		return error__set(-errno, "eventfd: %s", strerror(errno));
+	vm->serial_out_kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->serial_out_kick_fd < 0)
+		return error__set(-errno, "eventfd: %s", strerror(errno));
 	serial__init(&vm->serial, vm->serial_out_fd, vm->serial_irq_fd, vm->serial_rx_ready_fd);
+	serial__set_out_kick(&vm->serial, vm->serial_out_kick_fd);
 	ret = bus__register(&vm->pio, LAYOUT_COM1_PORT, 8, &serial__ops, &vm->serial, "serial");
 	if (ret)
 		return error__set(ret, "cannot place the serial port");
@@ -153,6 +158,7 @@ static int setup_legacy_devices(struct vm *vm)
 	if (!ret)
 		ret = bus__register(&vm->pio, LAYOUT_I8042_CMD_PORT, 1, &i8042__cmd_ops, &vm->i8042,
 				    "i8042");
+	vm->boot_timer.origin_wall_us = vm->opts.boot_timer_origin_us;
 	if (!ret && vm->opts.boot_timer)
 		ret = bus__register(&vm->mmio, LAYOUT_BOOT_TIMER_ADDR, LAYOUT_BOOT_TIMER_SIZE,
 				    &boot_timer__ops, &vm->boot_timer, "boot-timer");
@@ -284,9 +290,12 @@ static void vm_init_fields(struct vm *vm, const struct vm_config *cfg,
 	vm->serial_out_fd = -1;
 	vm->serial_irq_fd = -1;
 	vm->serial_rx_ready_fd = -1;
+	vm->serial_out_kick_fd = -1;
 	vm->i8042_irq_fd = -1;
 	vm->stop_evt = -1;
 	pthread_mutex_init(&vm->stop_lock, NULL);
+	pthread_mutex_init(&vm->run_lock, NULL);
+	pthread_cond_init(&vm->run_cond, NULL);
 	bus__init(&vm->pio, "pio");
 	bus__init(&vm->mmio, "mmio");
 }
@@ -364,9 +373,62 @@ void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int code)
 	(void)r;
 }
 
+int vm__pause(struct vm *vm, int timeout_ms)
+{
+	struct timespec until;
+	int ret = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&vm->run_lock);
+	vm->pause_requested = true;
+	pthread_mutex_unlock(&vm->run_lock);
+	for (uint32_t i = 0; i < vm->nr_started; i++)
+		vcpu__kick(&vm->vcpus[i]);
+	pthread_mutex_lock(&vm->run_lock);
+	while (vm->nr_parked < vm->nr_started && !vm->stopping && !ret)
+		ret = pthread_cond_timedwait(&vm->run_cond, &vm->run_lock, &until);
+	pthread_mutex_unlock(&vm->run_lock);
+	return ret ? -ret : 0;
+}
+
+void vm__resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	vm->pause_requested = false;
+	pthread_cond_broadcast(&vm->run_cond);
+	pthread_mutex_unlock(&vm->run_lock);
+}
+
+void vm__vcpu_checkpoint(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	if (vm->pause_requested && !vm->stopping) {
+		vm->nr_parked++;
+		pthread_cond_broadcast(&vm->run_cond);
+		while (vm->pause_requested && !vm->stopping)
+			pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+		vm->nr_parked--;
+	}
+	pthread_mutex_unlock(&vm->run_lock);
+}
+
+void vm__send_ctrl_alt_del(struct vm *vm)
+{
+	i8042__send_ctrl_alt_del(&vm->i8042);
+}
+
 void vm__stop_vcpus(struct vm *vm)
 {
 	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&vm->run_lock);
+	pthread_cond_broadcast(&vm->run_cond);
+	pthread_mutex_unlock(&vm->run_lock);
 	for (uint32_t i = 0; i < vm->nr_started; i++)
 		vcpu__kick(&vm->vcpus[i]);
 	for (uint32_t i = 0; i < vm->nr_started; i++)
@@ -418,6 +480,7 @@ void vm__destroy(struct vm *vm)
 	free_userspace(vm);
 	close_fd(&vm->serial_irq_fd);
 	close_fd(&vm->serial_rx_ready_fd);
+	close_fd(&vm->serial_out_kick_fd);
 	close_fd(&vm->i8042_irq_fd);
 	if (vm->serial_out_fd != STDOUT_FILENO)
 		close_fd(&vm->serial_out_fd);

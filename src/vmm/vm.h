@@ -41,7 +41,8 @@ enum vm_stop_reason {
 struct vm_options {
 	bool boot_timer;
 	bool debug_exit;
-	int serial_in_fd; /* stdin when it is a tty, else -1 */
+	/* the boot timer counts from here (µs since process start): 0, or InstanceStart */
+	uint64_t boot_timer_origin_us;
 };
 
 struct vm {
@@ -64,6 +65,7 @@ struct vm {
 	int serial_out_fd;
 	int serial_irq_fd;
 	int serial_rx_ready_fd;
+	int serial_out_kick_fd;
 	struct i8042 i8042;
 	int i8042_irq_fd;
 	struct boot_timer boot_timer;
@@ -75,6 +77,12 @@ struct vm {
 	int stop_code;
 	int stop_evt; /* eventfd, written when a stop is requested */
 	volatile bool stopping;
+
+	/* pausing: vCPUs park on run_cond while pause_requested */
+	pthread_mutex_t run_lock;
+	pthread_cond_t run_cond;
+	bool pause_requested;
+	uint32_t nr_parked;
 };
 
 /* Opens KVM, creates the VM, memory, devices and vCPUs, and loads the kernel. */
@@ -83,6 +91,16 @@ int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_optio
 int vm__start(struct vm *vm);
 /* Records why the VM stops (first caller wins) and wakes the VMM thread. */
 void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int code);
+/*
+ * Parks every vCPU outside KVM_RUN and returns once all are parked (-ETIMEDOUT after
+ * timeout_ms, the VM then stays pausing); vm__resume() lets them run again.
+ */
+int vm__pause(struct vm *vm, int timeout_ms);
+void vm__resume(struct vm *vm);
+/* Called by a vCPU thread between runs: parks it while a pause is requested. */
+void vm__vcpu_checkpoint(struct vm *vm);
+/* Presses and releases Ctrl-Alt-Del on the i8042 keyboard. */
+void vm__send_ctrl_alt_del(struct vm *vm);
 /* Kicks every vCPU out of KVM_RUN and joins the threads. */
 void vm__stop_vcpus(struct vm *vm);
 /* The process exit code for the recorded stop reason. */

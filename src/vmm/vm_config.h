@@ -52,12 +52,80 @@ struct serial_config {
 	char *serial_out_path; /* NULL: stdout */
 };
 
+struct metrics_config {
+	char *metrics_path; /* a file or named pipe */
+};
+
+/* Firecracker's TokenBucket: size tokens, refilled over refill_time ms. */
+struct token_bucket_config {
+	uint64_t size;
+	uint64_t one_time_burst;
+	uint64_t refill_time_ms;
+};
+
+struct rate_limiter_config {
+	bool has_bandwidth; /* bytes */
+	struct token_bucket_config bandwidth;
+	bool has_ops; /* operations */
+	struct token_bucket_config ops;
+};
+
+enum drive_cache_type {
+	DRIVE_CACHE_UNSAFE,
+	DRIVE_CACHE_WRITEBACK,
+};
+
+enum drive_io_engine {
+	DRIVE_IO_SYNC,
+	DRIVE_IO_ASYNC,
+};
+
+#define VM_DEVICE_ID_MAX 64
+#define VM_MAX_DRIVES 8
+#define VM_MAX_NET_IFACES 8
+
+struct drive_config {
+	char *drive_id; /* 1..64 of [A-Za-z0-9_-] */
+	char *path_on_host;
+	bool is_root_device;
+	bool is_read_only;
+	char *partuuid; /* NULL: root=/dev/vda */
+	enum drive_cache_type cache_type;
+	enum drive_io_engine io_engine;
+	bool has_rate_limiter;
+	struct rate_limiter_config rate_limiter;
+};
+
+struct net_config {
+	char *iface_id;
+	char *host_dev_name; /* the TAP device */
+	bool has_guest_mac;
+	uint8_t guest_mac[6];
+	bool has_rx_rate_limiter;
+	struct rate_limiter_config rx_rate_limiter;
+	bool has_tx_rate_limiter;
+	struct rate_limiter_config tx_rate_limiter;
+};
+
+struct vsock_config {
+	uint32_t guest_cid; /* >= 3 */
+	char *uds_path;
+};
+
 struct vm_config {
 	struct boot_source_config boot;
 	struct machine_config machine;
 	bool has_logger;
 	struct logger_config logger;
 	struct serial_config serial;
+	bool has_metrics;
+	struct metrics_config metrics;
+	unsigned int nr_drives;
+	struct drive_config drives[VM_MAX_DRIVES];
+	unsigned int nr_net;
+	struct net_config net[VM_MAX_NET_IFACES];
+	bool has_vsock;
+	struct vsock_config vsock;
 };
 
 #endif

@@ -80,6 +80,23 @@ static void every_option(void **state)
 	assert_true(a.show_level);
 	assert_true(a.show_log_origin);
 	assert_string_equal(a.id, "vm-01");
+	assert_null(a.api_sock);
+}
+
+static void api_options(void **state)
+{
+	struct cli_args a;
+
+	(void)state;
+	assert_int_equal(parse(&a, ARGS("--api-sock", "/run/ember.sock")), 0);
+	assert_string_equal(a.api_sock, "/run/ember.sock");
+	assert_null(a.config_file);
+	assert_int_equal(a.max_payload, 0); /* the server's default */
+	assert_int_equal(parse(&a, ARGS("--api-sock", "/s", "--config-file", "/vm.json",
+					"--http-api-max-payload-size", "1048576")),
+			 0);
+	assert_string_equal(a.config_file, "/vm.json");
+	assert_int_equal(a.max_payload, 1048576);
 }
 
 static void defaults(void **state)
@@ -150,7 +167,17 @@ static void rejected(void **state)
 		const char *const *args;
 		const char *msg;
 	} cases[] = {
-		{ ARGS("--no-api"), "--config-file is required" },
+		{ ARGS("--no-api"), "--config-file or --api-sock is required" },
+		{ ARGS("--api-sock", "/tmp/a.sock", "--no-api"), "contradict" },
+		{ ARGS("--api-sock", ""), "--api-sock: the path is empty" },
+		{ ARGS("--api-sock", "a", "--http-api-max-payload-size", "0"),
+		  "--http-api-max-payload-size" },
+		{ ARGS("--api-sock", "a", "--http-api-max-payload-size", "-1"),
+		  "--http-api-max-payload-size" },
+		{ ARGS("--api-sock", "a", "--http-api-max-payload-size", "12k"),
+		  "--http-api-max-payload-size" },
+		{ ARGS("--api-sock", "a", "--http-api-max-payload-size", "16777217"),
+		  "--http-api-max-payload-size" },
 		{ ARGS("--config-file"), "'--config-file' needs an argument" },
 		{ ARGS("--config-file", "x", "--level"), "'--level' needs an argument" },
 		{ ARGS("--config-file", "x", "--id"), "'--id' needs an argument" },
@@ -172,7 +199,6 @@ static void rejected(void **state)
 		{ ARGS("--config-file", "x", "--id", "vm 1"), "--id: only letters" },
 		{ ARGS("--config-file", "x", "--id", "../etc"), "--id: only letters" },
 		{ ARGS("--config-file", "x", "--id", "caf\xc3\xa9"), "--id: only letters" },
-		{ ARGS("--config-file", "x", "--api-sock", "/run/fc.sock"), "--api-sock" },
 		{ ARGS("--api-sock"), "needs an argument" },
 	};
 
@@ -252,6 +278,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(every_option),
+		cmocka_unit_test(api_options),
 		cmocka_unit_test(defaults),
 		cmocka_unit_test(levels),
 		cmocka_unit_test(help_and_version),

@@ -196,7 +196,7 @@ static void loopback_data(void **state)
 	assert_int_equal(in(u, RBR), 'y');
 	assert_int_equal(in(u, LSR) & LSR_DR, 0);
 	assert_int_equal(drain(u->out[0], buf, sizeof(buf)), 0); /* nothing left the UART */
-	assert_int_equal(u->s.m.bytes_out, 0);
+	assert_int_equal(u->s.m.write_count, 0);
 	out(u, MCR, MCR_OUT2);
 	out(u, THR, 'z');
 	assert_int_equal(drain(u->out[0], buf, sizeof(buf)), 1);
@@ -320,7 +320,8 @@ static void rx_interrupt(void **state)
 	assert_int_equal(in(u, LSR) & LSR_DR, 0);
 	assert_int_equal(in(u, RBR), 0); /* empty */
 	out(u, IER, 0);
-	assert_int_equal(u->s.m.bytes_in, 2);
+	assert_int_equal(u->s.m.read_count, 2);
+	assert_int_equal(u->s.m.missed_read_count, 1);
 }
 
 static void rx_interrupt_on_late_enable(void **state)
@@ -358,14 +359,14 @@ static void output_byte_exact(void **state)
 {
 	struct uart *u = *state;
 	uint8_t buf[512];
-	uint64_t before = u->s.m.bytes_out;
+	uint64_t before = u->s.m.write_count;
 
 	for (unsigned int i = 0; i < 256; i++)
 		out(u, THR, (uint8_t)i);
 	assert_int_equal(drain(u->out[0], buf, sizeof(buf)), 256);
 	for (unsigned int i = 0; i < 256; i++)
 		assert_int_equal(buf[i], i);
-	assert_int_equal(u->s.m.bytes_out - before, 256);
+	assert_int_equal(u->s.m.write_count - before, 256);
 	/* a wide access writes its low byte only */
 	{
 		uint8_t wide[4] = { 'A', 'B', 'C', 'D' };
@@ -391,8 +392,8 @@ static void output_errors(void **state)
 	(void)u;
 	serial__init(&s, -1, -1, -1); /* output discarded, no IRQ */
 	serial__ops.write(&s, THR, (const uint8_t *)"x", 1);
-	assert_int_equal(s.m.bytes_out, 0);
-	assert_int_equal(s.m.write_errors, 0);
+	assert_int_equal(s.m.write_count, 0);
+	assert_int_equal(s.m.missed_write_count, 0);
 	serial__destroy(&s);
 	/* a reader that went away: counted, never fatal */
 	signal(SIGPIPE, SIG_IGN);
@@ -400,8 +401,8 @@ static void output_errors(void **state)
 	close(p[0]);
 	serial__init(&s, p[1], -1, -1);
 	serial__ops.write(&s, THR, (const uint8_t *)"x", 1);
-	assert_int_equal(s.m.write_errors, 1);
-	assert_int_equal(s.m.bytes_out, 0);
+	assert_int_equal(s.m.missed_write_count, 1);
+	assert_int_equal(s.m.write_count, 0);
 	serial__destroy(&s);
 	close(p[1]);
 }
@@ -475,6 +476,41 @@ static void loopback_fill_signals_room(void **state)
 	assert_int_equal(events(u->rx_ready), 1);
 }
 
+/*
+ * With an out_kick eventfd, output is written a line at a time: at a newline, at an IER
+ * write (the end of Linux's console writes), or when the VMM thread calls serial__flush()
+ * after the kick that the first buffered byte sent.
+ */
+static void output_buffered_by_line(void **state)
+{
+	struct uart *u = *state;
+	int kick = eventfd(0, EFD_NONBLOCK);
+	uint8_t buf[64];
+
+	assert_true(kick >= 0);
+	serial__set_out_kick(&u->s, kick);
+	out(u, THR, 'a');
+	out(u, THR, 'b');
+	assert_int_equal(drain(u->out[0], buf, sizeof(buf)), 0);
+	assert_int_equal(events(kick), 1); /* once, for the first byte */
+	out(u, THR, '\n');
+	assert_int_equal(drain(u->out[0], buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "ab\n", 3);
+	out(u, THR, '$');
+	out(u, IER, 0);
+	assert_int_equal(drain(u->out[0], buf, sizeof(buf)), 1);
+	out(u, THR, '#');
+	assert_int_equal(events(kick), 2);
+	serial__flush(&u->s);
+	assert_int_equal(drain(u->out[0], buf, sizeof(buf)), 1);
+	assert_int_equal(buf[0], '#');
+	serial__flush(&u->s); /* nothing left */
+	assert_int_equal(drain(u->out[0], buf, sizeof(buf)), 0);
+	assert_int_equal(u->s.m.write_count, 5);
+	serial__set_out_kick(&u->s, -1);
+	close(kick);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_uart, teardown_uart)
@@ -497,6 +533,7 @@ int main(void)
 		T(input_fifo_full),
 		T(fifo_clear_signals_room),
 		T(loopback_fill_signals_room),
+		T(output_buffered_by_line),
 	};
 #undef T
 

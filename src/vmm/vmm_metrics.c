@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The metrics writer's view of the VMM: which counter structs make up the groups, and
+ * where they go (the metrics file, Prometheus text).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/log.h"
+#include "vmm/vcpu.h"
+#include "vmm/vmm.h"
+
+/* Snapshots of the counters that are summed or copied from elsewhere at flush time. */
+struct snapshot {
+	struct vcpu_metrics vcpu;
+	struct vmm_metrics vmm;
+	struct uart_metrics uart;
+	struct i8042_metrics i8042;
+	struct logger_metrics logger;
+	struct latency_metrics lat;
+	struct api_server_metrics api_server;
+	struct get_api_metrics get_api;
+	struct put_api_metrics put_api;
+	struct patch_api_metrics patch_api;
+};
+
+#define NR_GROUPS 11
+
+static void copy_u64s(void *dst, const void *src, size_t bytes)
+{
+	const uint64_t *s = src;
+	uint64_t *d = dst;
+
+	if (!src)
+		return;
+	for (size_t i = 0; i < bytes / sizeof(uint64_t); i++)
+		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
+static void take_vm(struct vmm *v, struct snapshot *s)
+{
+	struct vm *vm = &v->vm;
+
+	if (!v->vm_created)
+		return;
+	for (uint32_t i = 0; i < vm->nr_started; i++)
+		metrics__add((uint64_t *)&s->vcpu, (const uint64_t *)&vm->vcpus[i].m,
+			     vcpu_metrics__count);
+	copy_u64s(&s->uart, &vm->serial.m, sizeof(s->uart));
+	copy_u64s(&s->i8042, &vm->i8042.m, sizeof(s->i8042));
+	s->vmm.unassigned_pio_reads = vm->pio.unassigned_reads;
+	s->vmm.unassigned_pio_writes = vm->pio.unassigned_writes;
+	s->vmm.unassigned_mmio_reads = vm->mmio.unassigned_reads;
+	s->vmm.unassigned_mmio_writes = vm->mmio.unassigned_writes;
+	s->lat.boot_time = vm->boot_timer.signals ? vm->boot_timer.first_wall_us : 0;
+}
+
+static void take(struct vmm *v, struct snapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->vmm = v->m;
+	s->lat = v->lat;
+	s->logger = v->logger_m;
+	s->logger.missed_log_count = log__dropped();
+	take_vm(v, s);
+	if (v->sources.api) {
+		struct api_metrics a;
+
+		memset(&a, 0, sizeof(a));
+		v->sources.api(v->sources.opaque, &a);
+		s->api_server = a.server;
+		s->get_api = a.get;
+		s->put_api = a.put;
+		s->patch_api = a.patch;
+		s->lat.api_request_p50 = a.p50_us;
+		s->lat.api_request_p99 = a.p99_us;
+	}
+}
+
+/* The groups over a snapshot; last points into v->last for the file's deltas. */
+static void groups(struct vmm *v, struct snapshot *s, struct metrics_group *g)
+{
+	struct metrics_group all[NR_GROUPS] = {
+		METRICS_GROUP("api_server", api_server_metrics, METRICS_COUNTER, &s->api_server,
+			      NULL),
+		METRICS_GROUP("get_api_requests", get_api_metrics, METRICS_COUNTER, &s->get_api,
+			      NULL),
+		METRICS_GROUP("put_api_requests", put_api_metrics, METRICS_COUNTER, &s->put_api,
+			      NULL),
+		METRICS_GROUP("patch_api_requests", patch_api_metrics, METRICS_COUNTER,
+			      &s->patch_api, NULL),
+		METRICS_GROUP("i8042", i8042_metrics, METRICS_COUNTER, &s->i8042, NULL),
+		METRICS_GROUP("uart", uart_metrics, METRICS_COUNTER, &s->uart, NULL),
+		METRICS_GROUP("vcpu", vcpu_metrics, METRICS_COUNTER, &s->vcpu, NULL),
+		METRICS_GROUP("vmm", vmm_metrics, METRICS_COUNTER, &s->vmm, NULL),
+		METRICS_GROUP("logger", logger_metrics, METRICS_COUNTER, &s->logger, NULL),
+		METRICS_GROUP("signals", signal_metrics, METRICS_COUNTER, &v->sig_m, NULL),
+		METRICS_GROUP("latencies_us", latency_metrics, METRICS_GAUGE, &s->lat, NULL),
+	};
+	size_t used = 0;
+
+	for (size_t i = 0; i < NR_GROUPS; i++) {
+		g[i] = all[i];
+		g[i].last = &v->last[used];
+		used += g[i].count;
+	}
+}
+
+int vmm__flush_metrics(struct vmm *v)
+{
+	struct metrics_group g[NR_GROUPS];
+	struct snapshot s;
+	struct timespec ts;
+	char *json;
+	ssize_t w;
+	size_t len;
+
+	if (v->metrics_fd < 0)
+		return 0;
+	take(v, &s);
+	groups(v, &s, g);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	json = metrics__to_json(g, NR_GROUPS,
+				(uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+	if (!json)
+		return error__set(-ENOMEM, "out of memory");
+	len = strlen(json);
+	w = write(v->metrics_fd, json, len);
+	free(json);
+	if (w != (ssize_t)len) {
+		v->logger_m.missed_metrics_count++;
+		v->logger_m.metrics_fails++;
+		return error__set(w < 0 ? -errno : -EAGAIN, "%s",
+				  w < 0 ? strerror(errno) : "short write");
+	}
+	return 0;
+}
+
+char *vmm__metrics_text(struct vmm *v)
+{
+	struct metrics_group g[NR_GROUPS];
+	struct snapshot s;
+
+	take(v, &s);
+	groups(v, &s, g);
+	return metrics__to_prometheus(g, NR_GROUPS);
+}
