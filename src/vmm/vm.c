@@ -300,11 +300,28 @@ static void vm_init_fields(struct vm *vm, const struct vm_config *cfg,
 	bus__init(&vm->mmio, "mmio");
 }
 
+int vm__check_config(const struct vm_config *cfg)
+{
+	if (!cfg->boot.kernel_image_path)
+		return error__set(-EINVAL, "no kernel: configure boot-source first");
+	if (cfg->nr_drives)
+		return error__set(-ENOTSUP, "drives: block devices are not supported yet");
+	if (cfg->nr_net)
+		return error__set(-ENOTSUP,
+				  "network-interfaces: network interfaces are not supported yet");
+	if (cfg->has_vsock)
+		return error__set(-ENOTSUP, "vsock: vsock devices are not supported yet");
+	return 0;
+}
+
 int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_options *opts)
 {
 	int ret;
 
 	vm_init_fields(vm, cfg, opts);
+	ret = vm__check_config(cfg);
+	if (ret)
+		return ret;
 	vm->stop_evt = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_evt < 0)
 		return error__set(-errno, "eventfd: %s", strerror(errno));

@@ -85,6 +85,8 @@ struct vm {
 	uint32_t nr_parked;
 };
 
+/* Refuses what Ember cannot build yet (devices to come), naming it; 0 or -errno. */
+int vm__check_config(const struct vm_config *cfg);
 /* Opens KVM, creates the VM, memory, devices and vCPUs, and loads the kernel. */
 int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_options *opts);
 /* Starts one thread per vCPU. */
