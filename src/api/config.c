@@ -418,10 +418,15 @@ static int print_object(cJSON *o, const char *name, const void *src, const struc
 	return child ? config__print_members(child, src, sec) : -ENOMEM;
 }
 
-/* A new JSON value for a field of a plain type, or null. */
+/*
+ * A new JSON value for a field of a plain type, or null. Integers are written out as text:
+ * cJSON prints a double with 15 digits when it is within a relative epsilon of the value,
+ * which changes integers above 2^52.
+ */
 static cJSON *plain_value(const char *src, const struct field *f, bool has)
 {
 	unsigned int v = *(const unsigned int *)src;
+	char num[24];
 
 	switch (has ? f->type : FIELD_UNSUPPORTED) {
 	case FIELD_STRING:
@@ -430,9 +435,11 @@ static cJSON *plain_value(const char *src, const struct field *f, bool has)
 	case FIELD_BOOL:
 		return cJSON_CreateBool(*(const bool *)src);
 	case FIELD_U32:
-		return cJSON_CreateNumber(*(const uint32_t *)src);
+		snprintf(num, sizeof(num), "%" PRIu32, *(const uint32_t *)src);
+		return cJSON_CreateRaw(num);
 	case FIELD_U64:
-		return cJSON_CreateNumber((double)*(const uint64_t *)src);
+		snprintf(num, sizeof(num), "%" PRIu64, *(const uint64_t *)src);
+		return cJSON_CreateRaw(num);
 	case FIELD_ENUM:
 		return v < f->nchoices ? cJSON_CreateString(f->choices[v]) : cJSON_CreateNull();
 	default:

@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Unit tests for src/api/config.c: Firecracker's config-file JSON -> struct vm_config. */
+/*
+ * Unit tests for src/api/config.c and config_devices.c: Firecracker's config file -> struct
+ * vm_config, and back through config__to_json(). The API's request bodies are tested in
+ * test_config_api.c.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,9 +38,25 @@ static const char full_config[] =
 	"  \"logger\": {\"log_path\": \"/tmp/fc.log\", \"level\": \"debug\",\n"
 	"             \"show_level\": true, \"show_log_origin\": true},\n"
 	"  \"serial\": {\"serial_out_path\": \"/tmp/serial.out\"},\n"
-	"  \"drives\": [], \"network-interfaces\": [],\n"
-	"  \"vsock\": null, \"balloon\": null, \"entropy\": null, \"mmds-config\": null,\n"
-	"  \"metrics\": null, \"cpu-config\": null\n"
+	"  \"drives\": [\n"
+	"    {\"drive_id\": \"data\", \"path_on_host\": \"/img/data.ext4\",\n"
+	"     \"is_root_device\": false, \"is_read_only\": true, \"cache_type\": \"Writeback\",\n"
+	"     \"io_engine\": \"Async\", \"socket\": null,\n"
+	"     \"rate_limiter\": {\"bandwidth\": {\"size\": 1048576, \"one_time_burst\": 4096,\n"
+	"                                    \"refill_time\": 100},\n"
+	"                      \"ops\": {\"size\": 1000, \"refill_time\": 1000}}},\n"
+	"    {\"drive_id\": \"rootfs\", \"path_on_host\": \"/img/rootfs.ext4\",\n"
+	"     \"is_root_device\": true, \"partuuid\": \"0eaa91a0-01\"}\n"
+	"  ],\n"
+	"  \"network-interfaces\": [\n"
+	"    {\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"06:00:AC:10:00:02\",\n"
+	"     \"rx_rate_limiter\": {\"ops\": {\"size\": 10, \"refill_time\": 1}},\n"
+	"     \"tx_rate_limiter\": null},\n"
+	"    {\"iface_id\": \"eth1\", \"host_dev_name\": \"tap1\"}\n"
+	"  ],\n"
+	"  \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"/tmp/v.sock\", \"vsock_id\": \"vsock0\"},\n"
+	"  \"metrics\": {\"metrics_path\": \"/tmp/metrics.fifo\"},\n"
+	"  \"balloon\": null, \"entropy\": null, \"mmds-config\": null, \"cpu-config\": null\n"
 	"}";
 
 static int parse(struct vm_config *cfg, const char *json)
@@ -55,6 +76,21 @@ static void assert_config_is_default(const struct vm_config *cfg)
 	assert_int_equal(cfg->machine.vcpu_count, 1);
 	assert_int_equal(cfg->machine.mem_size_mib, 128);
 	assert_false(cfg->has_logger);
+	assert_false(cfg->has_metrics);
+	assert_null(cfg->metrics.metrics_path);
+	assert_false(cfg->has_vsock);
+	assert_null(cfg->vsock.uds_path);
+	assert_int_equal(cfg->nr_drives, 0);
+	assert_int_equal(cfg->nr_net, 0);
+	for (size_t i = 0; i < VM_MAX_DRIVES; i++) {
+		assert_null(cfg->drives[i].drive_id);
+		assert_null(cfg->drives[i].path_on_host);
+		assert_null(cfg->drives[i].partuuid);
+	}
+	for (size_t i = 0; i < VM_MAX_NET_IFACES; i++) {
+		assert_null(cfg->net[i].iface_id);
+		assert_null(cfg->net[i].host_dev_name);
+	}
 }
 
 /* The error line must name the field: a substring match on needle, and one line only. */
@@ -101,17 +137,28 @@ static void expect_accept(const char *json)
 
 /*
  * A good config, except that section gets "key": value (and loses its own "key"). With
- * section "boot-source" the document holds only that section.
+ * section "boot-source" the document holds only that section; "drives" and
+ * "network-interfaces" hold one element.
  */
 static const struct {
 	const char *section;
-	const char *base[2][2];
+	const char *base[3][2];
 } bases[] = {
 	{ "boot-source", { { "kernel_image_path", "\"/k\"" } } },
 	{ "machine-config", { { "vcpu_count", "2" }, { "mem_size_mib", "256" } } },
 	{ "logger", { { "log_path", "\"/l\"" } } },
 	{ "serial", { { NULL } } },
+	{ "metrics", { { "metrics_path", "\"/m\"" } } },
+	{ "vsock", { { "guest_cid", "3" }, { "uds_path", "\"/v\"" } } },
+	{ "drives",
+	  { { "drive_id", "\"rootfs\"" }, { "path_on_host", "\"/r\"" }, { "is_root_device", "true" } } },
+	{ "network-interfaces", { { "iface_id", "\"eth0\"" }, { "host_dev_name", "\"tap0\"" } } },
 };
+
+static bool is_list(const char *section)
+{
+	return !strcmp(section, "drives") || !strcmp(section, "network-interfaces");
+}
 
 static char *doc_with(const char *section, const char *key, const char *value)
 {
@@ -122,18 +169,19 @@ static char *doc_with(const char *section, const char *key, const char *value)
 		n = (size_t)snprintf(buf, sizeof(buf), "{\"boot-source\":{");
 	else
 		n = (size_t)snprintf(buf, sizeof(buf),
-				     "{\"boot-source\":{\"kernel_image_path\":\"/k\"},\"%s\":{",
-				     section);
+				     "{\"boot-source\":{\"kernel_image_path\":\"/k\"},\"%s\":%s{",
+				     section, is_list(section) ? "[" : "");
 	for (size_t i = 0; i < ARRAY_SIZE(bases); i++) {
 		if (strcmp(bases[i].section, section))
 			continue;
-		for (size_t j = 0; j < 2 && bases[i].base[j][0]; j++) {
+		for (size_t j = 0; j < 3 && bases[i].base[j][0]; j++) {
 			if (strcmp(bases[i].base[j][0], key))
 				n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\"%s\":%s,",
 						      bases[i].base[j][0], bases[i].base[j][1]);
 		}
 	}
-	snprintf(buf + n, sizeof(buf) - n, "\"%s\":%s}}", key, value);
+	snprintf(buf + n, sizeof(buf) - n, "\"%s\":%s}%s}", key, value,
+		 is_list(section) ? "]" : "");
 	return buf;
 }
 
@@ -149,6 +197,63 @@ static void test_minimal(void **state)
 	config__free(&cfg);
 	assert_null(cfg.boot.kernel_image_path);
 	config__free(&cfg);
+}
+
+static void check_bucket(const struct token_bucket_config *b, uint64_t size, uint64_t burst,
+			 uint64_t refill)
+{
+	assert_int_equal(b->size, size);
+	assert_int_equal(b->one_time_burst, burst);
+	assert_int_equal(b->refill_time_ms, refill);
+}
+
+/* The devices of full_config; the root device has moved to the front. */
+static void check_full_devices(const struct vm_config *cfg)
+{
+	static const uint8_t mac[6] = { 0x06, 0x00, 0xac, 0x10, 0x00, 0x02 };
+	const struct drive_config *d;
+	const struct net_config *n;
+
+	assert_int_equal(cfg->nr_drives, 2);
+	d = &cfg->drives[0];
+	assert_string_equal(d->drive_id, "rootfs");
+	assert_string_equal(d->path_on_host, "/img/rootfs.ext4");
+	assert_true(d->is_root_device);
+	assert_false(d->is_read_only);
+	assert_string_equal(d->partuuid, "0eaa91a0-01");
+	assert_int_equal(d->cache_type, DRIVE_CACHE_UNSAFE);
+	assert_int_equal(d->io_engine, DRIVE_IO_SYNC);
+	assert_false(d->has_rate_limiter);
+	d = &cfg->drives[1];
+	assert_string_equal(d->drive_id, "data");
+	assert_string_equal(d->path_on_host, "/img/data.ext4");
+	assert_false(d->is_root_device);
+	assert_true(d->is_read_only);
+	assert_null(d->partuuid);
+	assert_int_equal(d->cache_type, DRIVE_CACHE_WRITEBACK);
+	assert_int_equal(d->io_engine, DRIVE_IO_ASYNC);
+	assert_true(d->has_rate_limiter);
+	assert_true(d->rate_limiter.has_bandwidth);
+	check_bucket(&d->rate_limiter.bandwidth, 1048576, 4096, 100);
+	assert_true(d->rate_limiter.has_ops);
+	check_bucket(&d->rate_limiter.ops, 1000, 0, 1000);
+
+	assert_int_equal(cfg->nr_net, 2);
+	n = &cfg->net[0];
+	assert_string_equal(n->iface_id, "eth0");
+	assert_string_equal(n->host_dev_name, "tap0");
+	assert_true(n->has_guest_mac);
+	assert_memory_equal(n->guest_mac, mac, 6);
+	assert_true(n->has_rx_rate_limiter);
+	assert_false(n->rx_rate_limiter.has_bandwidth);
+	assert_true(n->rx_rate_limiter.has_ops);
+	check_bucket(&n->rx_rate_limiter.ops, 10, 0, 1);
+	assert_false(n->has_tx_rate_limiter);
+	n = &cfg->net[1];
+	assert_string_equal(n->iface_id, "eth1");
+	assert_string_equal(n->host_dev_name, "tap1");
+	assert_false(n->has_guest_mac);
+	assert_false(n->has_rx_rate_limiter);
 }
 
 static void test_full(void **state)
@@ -171,11 +276,24 @@ static void test_full(void **state)
 	assert_true(cfg.logger.show_level);
 	assert_true(cfg.logger.show_log_origin);
 	assert_string_equal(cfg.serial.serial_out_path, "/tmp/serial.out");
+	assert_true(cfg.has_vsock);
+	assert_int_equal(cfg.vsock.guest_cid, 3);
+	assert_string_equal(cfg.vsock.uds_path, "/tmp/v.sock");
+	assert_true(cfg.has_metrics);
+	assert_string_equal(cfg.metrics.metrics_path, "/tmp/metrics.fifo");
+	check_full_devices(&cfg);
 	config__free(&cfg);
 	config__free(&cfg);
 	assert_null(cfg.boot.initrd_path);
 	assert_null(cfg.logger.log_path);
 	assert_null(cfg.serial.serial_out_path);
+	assert_null(cfg.vsock.uds_path);
+	assert_null(cfg.metrics.metrics_path);
+	assert_int_equal(cfg.nr_drives, 0);
+	assert_int_equal(cfg.nr_net, 0);
+	assert_null(cfg.drives[0].drive_id);
+	assert_null(cfg.drives[1].path_on_host);
+	assert_null(cfg.net[0].host_dev_name);
 }
 
 static void test_defaults(void **state)
@@ -231,6 +349,36 @@ static void test_good_values(void **state)
 		{ "logger", "module", "null" },
 		{ "serial", "rate_limiter", "null" },
 		{ "boot-source", "kernel_image_path", "\"/k\\\\u0000\"" },
+		{ "drives", "is_read_only", "null" },
+		{ "drives", "is_read_only", "true" },
+		{ "drives", "cache_type", "\"Writeback\"" },
+		{ "drives", "cache_type", "null" },
+		{ "drives", "io_engine", "\"Async\"" },
+		{ "drives", "socket", "null" },
+		{ "drives", "partuuid", "null" },
+		{ "drives", "partuuid", "\"12345678-1234-1234-1234-123456789abc/PARTNROFF=1\"" },
+		{ "drives", "rate_limiter", "null" },
+		{ "drives", "rate_limiter", "{}" },
+		{ "drives", "rate_limiter", "{\"bandwidth\":null,\"ops\":{\"size\":0,\"refill_time\":0}}" },
+		{ "drives", "rate_limiter",
+		  "{\"ops\":{\"size\":9007199254740991,\"one_time_burst\":9007199254740991,"
+		  "\"refill_time\":18446744073709}}" },
+		{ "drives", "drive_id", "\"a\"" },
+		{ "drives", "drive_id",
+		  "\"0123456789012345678901234567890123456789012345678901234567890_-X\"" },
+		{ "drives", "is_root_device", "false" },
+		{ "network-interfaces", "guest_mac", "\"fe:ff:ff:ff:ff:ff\"" },
+		{ "network-interfaces", "guest_mac", "\"02:00:00:00:00:00\"" },
+		{ "network-interfaces", "guest_mac", "null" },
+		{ "network-interfaces", "host_dev_name", "\"tap-0_x.y123456\"" },
+		{ "network-interfaces", "host_dev_name", "\"...\"" },
+		{ "network-interfaces", "rx_rate_limiter", "null" },
+		{ "network-interfaces", "tx_rate_limiter",
+		  "{\"bandwidth\":{\"size\":1,\"refill_time\":1,\"one_time_burst\":null}}" },
+		{ "vsock", "guest_cid", "4294967295" },
+		{ "vsock", "vsock_id", "\"vsock0\"" },
+		{ "vsock", "vsock_id", "null" },
+		{ "metrics", "metrics_path", "\"relative/m\"" },
 	};
 
 	(void)state;
@@ -353,6 +501,110 @@ static const struct bad_value {
 	{ "logger", "path", "\"/l\"", "logger: unknown field \"path\"" },
 	{ "serial", "out", "\"/s\"", "serial: unknown field \"out\"" },
 	{ "serial", "Serial_out_path", "\"/s\"", "serial: unknown field \"Serial_out_path\"" },
+	{ "drives", "drive_id", "1", "drives[0].drive_id: must be a string, got a number" },
+	{ "drives", "drive_id", "null", "drives[0].drive_id: must be a string, got null" },
+	{ "drives", "drive_id", "\"\"", "drives[0].drive_id: must not be empty" },
+	{ "drives", "drive_id", "\"a/b\"",
+	  "drives[0].drive_id: must hold only A-Z, a-z, 0-9, '_' and '-', got \"a/b\"" },
+	{ "drives", "drive_id", "\"a.b\"", "drives[0].drive_id: must hold only" },
+	{ "drives", "drive_id", "\"a b\"", "drives[0].drive_id: must hold only" },
+	{ "drives", "drive_id", "\"r\u00e9\"", "drives[0].drive_id: must hold only" },
+	{ "drives", "drive_id",
+	  "\"01234567890123456789012345678901234567890123456789012345678901234\"",
+	  "drives[0].drive_id: must be at most 64 characters long, got 65" },
+	{ "drives", "path_on_host", "1", "drives[0].path_on_host: must be a string, got a number" },
+	{ "drives", "path_on_host", "null", "drives[0].path_on_host: must be a string, got null" },
+	{ "drives", "path_on_host", "\"\"", "drives[0].path_on_host: must not be empty" },
+	{ "drives", "is_root_device", "\"true\"",
+	  "drives[0].is_root_device: must be true or false, got a string" },
+	{ "drives", "is_root_device", "null", "drives[0].is_root_device: must be true or false" },
+	{ "drives", "is_read_only", "1", "drives[0].is_read_only: must be true or false" },
+	{ "drives", "partuuid", "\"\"", "drives[0].partuuid: must not be empty" },
+	{ "drives", "partuuid", "7", "drives[0].partuuid: must be a string" },
+	{ "drives", "partuuid", "\"abc init=/bin/sh\"",
+	  "drives[0].partuuid: must not hold white space or control characters" },
+	{ "drives", "partuuid", "\"a\\u0001\"", "drives[0].partuuid: must not hold white space" },
+	{ "drives", "cache_type", "\"unsafe\"",
+	  "drives[0].cache_type: must be \"Unsafe\" or \"Writeback\", got \"unsafe\"" },
+	{ "drives", "cache_type", "1",
+	  "drives[0].cache_type: must be \"Unsafe\" or \"Writeback\", got a number" },
+	{ "drives", "io_engine", "\"sync\"",
+	  "drives[0].io_engine: must be \"Sync\" or \"Async\", got \"sync\"" },
+	{ "drives", "io_engine", "true", "drives[0].io_engine: must be \"Sync\" or \"Async\"" },
+	{ "drives", "socket", "\"/vhost.sock\"", "drives[0].socket: not supported yet" },
+	{ "drives", "rate_limiter", "1", "drives[0].rate_limiter: must be an object, got a number" },
+	{ "drives", "rate_limiter", "{\"bw\":{}}", "drives[0].rate_limiter: unknown field \"bw\"" },
+	{ "drives", "rate_limiter", "{\"ops\":[]}",
+	  "drives[0].rate_limiter.ops: must be an object, got an array" },
+	{ "drives", "rate_limiter", "{\"bandwidth\":{\"size\":1}}",
+	  "drives[0].rate_limiter.bandwidth.refill_time: required field is missing" },
+	{ "drives", "rate_limiter", "{\"bandwidth\":{\"refill_time\":1}}",
+	  "drives[0].rate_limiter.bandwidth.size: required field is missing" },
+	{ "drives", "rate_limiter", "{\"ops\":{\"size\":-1,\"refill_time\":1}}",
+	  "drives[0].rate_limiter.ops.size: must be an integer from 0 to 9007199254740991, got -1" },
+	{ "drives", "rate_limiter", "{\"ops\":{\"size\":9007199254740992,\"refill_time\":1}}",
+	  "drives[0].rate_limiter.ops.size: must be an integer from 0 to 9007199254740991" },
+	{ "drives", "rate_limiter", "{\"ops\":{\"size\":1,\"refill_time\":18446744073710}}",
+	  "drives[0].rate_limiter.ops.refill_time: must be an integer from 0 to 18446744073709, "
+	  "got 18446744073710" },
+	{ "drives", "rate_limiter",
+	  "{\"ops\":{\"size\":1,\"refill_time\":1,\"one_time_burst\":1.5}}",
+	  "drives[0].rate_limiter.ops.one_time_burst: must be an integer" },
+	{ "drives", "rate_limiter", "{\"ops\":{\"size\":1,\"refill_time\":1,\"size\":2}}",
+	  "drives[0].rate_limiter.ops: duplicate field \"size\"" },
+	{ "drives", "nope", "1", "drives[0]: unknown field \"nope\"" },
+	{ "drives", "Drive_id", "\"x\"", "drives[0]: unknown field \"Drive_id\"" },
+	{ "network-interfaces", "iface_id", "\"eth 0\"",
+	  "network-interfaces[0].iface_id: must hold only A-Z" },
+	{ "network-interfaces", "iface_id", "\"\"", "network-interfaces[0].iface_id: must not be empty" },
+	{ "network-interfaces", "iface_id", "[]", "network-interfaces[0].iface_id: must be a string" },
+	{ "network-interfaces", "host_dev_name", "\"\"",
+	  "network-interfaces[0].host_dev_name: must be a Linux interface name: 1 to 15 bytes" },
+	{ "network-interfaces", "host_dev_name", "\"tap0123456789012\"",
+	  "network-interfaces[0].host_dev_name: must be a Linux interface name" },
+	{ "network-interfaces", "host_dev_name", "\"tap/0\"", "host_dev_name: must be a Linux" },
+	{ "network-interfaces", "host_dev_name", "\"tap:0\"", "host_dev_name: must be a Linux" },
+	{ "network-interfaces", "host_dev_name", "\"tap 0\"", "host_dev_name: must be a Linux" },
+	{ "network-interfaces", "host_dev_name", "\"tap\\t0\"", "host_dev_name: must be a Linux" },
+	{ "network-interfaces", "host_dev_name", "\".\"", "host_dev_name: must be a Linux" },
+	{ "network-interfaces", "host_dev_name", "\"..\"", "host_dev_name: must be a Linux" },
+	{ "network-interfaces", "host_dev_name", "null",
+	  "network-interfaces[0].host_dev_name: must be a string, got null" },
+	{ "network-interfaces", "guest_mac", "6",
+	  "network-interfaces[0].guest_mac: must be a string, got a number" },
+	{ "network-interfaces", "guest_mac", "\"06:00:00:00:00\"",
+	  "network-interfaces[0].guest_mac: must be a MAC address like \"06:00:ac:10:00:02\", got "
+	  "\"06:00:00:00:00\"" },
+	{ "network-interfaces", "guest_mac", "\"06:00:00:00:00:01:02\"", "must be a MAC address" },
+	{ "network-interfaces", "guest_mac", "\"06-00-00-00-00-01\"", "must be a MAC address" },
+	{ "network-interfaces", "guest_mac", "\"6:0:0:0:0:1\"", "must be a MAC address" },
+	{ "network-interfaces", "guest_mac", "\"06:00:00:00:00:0g\"", "must be a MAC address" },
+	{ "network-interfaces", "guest_mac", "\" 06:00:00:00:00:1\"", "must be a MAC address" },
+	{ "network-interfaces", "guest_mac", "\"01:00:5e:00:00:01\"",
+	  "network-interfaces[0].guest_mac: must not be a multicast address, got "
+	  "\"01:00:5e:00:00:01\"" },
+	{ "network-interfaces", "guest_mac", "\"ff:ff:ff:ff:ff:ff\"", "must not be a multicast" },
+	{ "network-interfaces", "guest_mac", "\"00:00:00:00:00:00\"",
+	  "network-interfaces[0].guest_mac: must not be all zeros" },
+	{ "network-interfaces", "rx_rate_limiter", "[]",
+	  "network-interfaces[0].rx_rate_limiter: must be an object, got an array" },
+	{ "network-interfaces", "tx_rate_limiter",
+	  "{\"bandwidth\":{\"size\":1,\"refill_time\":1,\"x\":1}}",
+	  "network-interfaces[0].tx_rate_limiter.bandwidth: unknown field \"x\"" },
+	{ "network-interfaces", "mtu", "1500", "network-interfaces[0]: unknown field \"mtu\"" },
+	{ "vsock", "guest_cid", "2",
+	  "vsock.guest_cid: must be an integer from 3 to 4294967295, got 2" },
+	{ "vsock", "guest_cid", "4294967296", "vsock.guest_cid: must be an integer from 3" },
+	{ "vsock", "guest_cid", "\"3\"", "vsock.guest_cid: must be an integer from 3 to 4294967295, "
+					 "got a string" },
+	{ "vsock", "guest_cid", "null", "vsock.guest_cid: must be an integer" },
+	{ "vsock", "uds_path", "\"\"", "vsock.uds_path: must not be empty" },
+	{ "vsock", "uds_path", "false", "vsock.uds_path: must be a string, got a boolean" },
+	{ "vsock", "vsock_id", "1", "vsock.vsock_id: must be a string, got a number" },
+	{ "vsock", "cid", "3", "vsock: unknown field \"cid\"" },
+	{ "metrics", "metrics_path", "\"\"", "metrics.metrics_path: must not be empty" },
+	{ "metrics", "metrics_path", "null", "metrics.metrics_path: must be a string, got null" },
+	{ "metrics", "path", "\"/m\"", "metrics: unknown field \"path\"" },
 };
 
 static void test_bad_values(void **state)
@@ -393,17 +645,21 @@ static void test_sections(void **state)
 		{ "{\"logger\":\"x\"," MINIMAL_TAIL, "logger: must be an object, got a string" },
 		{ "{\"serial\":true," MINIMAL_TAIL, "serial: must be an object, got a boolean" },
 		{ "{\"drives\":{}," MINIMAL_TAIL, "drives: must be an array, got an object" },
-		{ "{\"drives\":[{}]," MINIMAL_TAIL, "drives: block devices are not supported yet" },
+		{ "{\"drives\":[{}]," MINIMAL_TAIL, "drives[0].drive_id: required field is missing" },
+		{ "{\"drives\":[[]]," MINIMAL_TAIL, "drives[0]: must be an object, got an array" },
 		{ "{\"network-interfaces\":[1]," MINIMAL_TAIL,
-		  "network-interfaces: network interfaces are not supported yet" },
+		  "network-interfaces[0]: must be an object, got a number" },
 		{ "{\"network-interfaces\":\"eth0\"," MINIMAL_TAIL,
 		  "network-interfaces: must be an array" },
-		{ "{\"vsock\":{}," MINIMAL_TAIL, "vsock: not supported yet" },
-		{ "{\"vsock\":{\"uds_path\":\"/v\"}," MINIMAL_TAIL, "vsock: not supported yet" },
+		{ "{\"vsock\":{}," MINIMAL_TAIL, "vsock.guest_cid: required field is missing" },
+		{ "{\"vsock\":{\"guest_cid\":3}," MINIMAL_TAIL,
+		  "vsock.uds_path: required field is missing" },
+		{ "{\"vsock\":[]," MINIMAL_TAIL, "vsock: must be an object, got an array" },
 		{ "{\"balloon\":{}," MINIMAL_TAIL, "balloon: not supported yet" },
 		{ "{\"entropy\":{}," MINIMAL_TAIL, "entropy: not supported yet" },
 		{ "{\"mmds-config\":{}," MINIMAL_TAIL, "mmds-config: not supported yet" },
-		{ "{\"metrics\":{}," MINIMAL_TAIL, "metrics: not supported yet" },
+		{ "{\"metrics\":{}," MINIMAL_TAIL, "metrics.metrics_path: required field is missing" },
+		{ "{\"metrics\":\"/m\"," MINIMAL_TAIL, "metrics: must be an object, got a string" },
 		{ "{\"cpu-config\":\"/c.json\"," MINIMAL_TAIL, "cpu-config: not supported yet" },
 		{ "{\"cpu-config\":false," MINIMAL_TAIL, "cpu-config: not supported yet" },
 		{ "{\"foo\":{}," MINIMAL_TAIL, "config: unknown section \"foo\"" },
@@ -445,6 +701,259 @@ static void test_missing_required(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 		expect_reject(cases[i].json, cases[i].needle);
 	expect_accept("{\"serial\":{}," MINIMAL_TAIL);
+}
+
+/* n drives "d0".."d<n-1>" (the first of them the root device) or n interfaces. */
+static char *devices_doc(const char *list, unsigned int n)
+{
+	static char buf[8192];
+	size_t len = (size_t)snprintf(buf, sizeof(buf), "{\"%s\":[", list);
+
+	for (unsigned int i = 0; i < n; i++) {
+		if (!strcmp(list, "drives"))
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+						"%s{\"drive_id\":\"d%u\",\"path_on_host\":\"/d%u\","
+						"\"is_root_device\":%s}",
+						i ? "," : "", i, i, i ? "false" : "true");
+		else
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+						"%s{\"iface_id\":\"n%u\",\"host_dev_name\":\"tap%u\","
+						"\"guest_mac\":\"06:00:00:00:00:%02x\"}",
+						i ? "," : "", i, i, i);
+	}
+	snprintf(buf + len, sizeof(buf) - len, "]," MINIMAL_TAIL);
+	return buf;
+}
+
+static void test_device_lists(void **state)
+{
+	static const struct {
+		const char *json, *needle;
+	} cases[] = {
+		{ "{\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"/a\",\"is_root_device\":true},"
+		  "{\"drive_id\":\"b\",\"path_on_host\":\"/b\",\"is_root_device\":true}]," MINIMAL_TAIL,
+		  "drives[1].is_root_device: drive 'a' is already the root device" },
+		{ "{\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"/a\",\"is_root_device\":false},"
+		  "{\"drive_id\":\"a\",\"path_on_host\":\"/b\",\"is_root_device\":false}]," MINIMAL_TAIL,
+		  "drives[1].drive_id: duplicate id 'a'" },
+		{ "{\"network-interfaces\":[{\"iface_id\":\"a\",\"host_dev_name\":\"tap0\"},"
+		  "{\"iface_id\":\"a\",\"host_dev_name\":\"tap1\"}]," MINIMAL_TAIL,
+		  "network-interfaces[1].iface_id: duplicate id 'a'" },
+		{ "{\"network-interfaces\":[{\"iface_id\":\"a\",\"host_dev_name\":\"tap0\"},"
+		  "{\"iface_id\":\"b\",\"host_dev_name\":\"tap0\"}]," MINIMAL_TAIL,
+		  "network-interfaces[1].host_dev_name: \"tap0\" is already used by interface 'a'" },
+		{ "{\"network-interfaces\":[{\"iface_id\":\"a\",\"host_dev_name\":\"tap0\","
+		  "\"guest_mac\":\"06:00:00:00:00:0A\"},{\"iface_id\":\"b\",\"host_dev_name\":\"tap1\","
+		  "\"guest_mac\":\"06:00:00:00:00:0a\"}]," MINIMAL_TAIL,
+		  "network-interfaces[1].guest_mac: 06:00:00:00:00:0a is already used by interface 'a'" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		expect_reject(cases[i].json, cases[i].needle);
+	expect_accept(devices_doc("drives", 8));
+	expect_reject(devices_doc("drives", 9), "drives: at most 8 are supported, got 9");
+	expect_accept(devices_doc("network-interfaces", 8));
+	expect_reject(devices_doc("network-interfaces", 9),
+		      "network-interfaces: at most 8 are supported, got 9");
+	/* two interfaces without a MAC do not clash */
+	expect_accept("{\"network-interfaces\":[{\"iface_id\":\"a\",\"host_dev_name\":\"tap0\"},"
+		      "{\"iface_id\":\"b\",\"host_dev_name\":\"tap1\"}]," MINIMAL_TAIL);
+}
+
+/* Firecracker keeps the root device first; the others keep their order. */
+static void test_root_first(void **state)
+{
+	struct vm_config cfg;
+
+	(void)state;
+	assert_int_equal(
+		parse(&cfg, "{\"drives\":["
+			    "{\"drive_id\":\"a\",\"path_on_host\":\"/a\",\"is_root_device\":false},"
+			    "{\"drive_id\":\"b\",\"path_on_host\":\"/b\",\"is_root_device\":false},"
+			    "{\"drive_id\":\"r\",\"path_on_host\":\"/r\",\"is_root_device\":true},"
+			    "{\"drive_id\":\"c\",\"path_on_host\":\"/c\",\"is_root_device\":false}"
+			    "]," MINIMAL_TAIL),
+		0);
+	assert_int_equal(cfg.nr_drives, 4);
+	assert_string_equal(cfg.drives[0].drive_id, "r");
+	assert_string_equal(cfg.drives[1].drive_id, "a");
+	assert_string_equal(cfg.drives[2].drive_id, "b");
+	assert_string_equal(cfg.drives[3].drive_id, "c");
+	assert_string_equal(cfg.drives[0].path_on_host, "/r");
+	config__free(&cfg);
+}
+
+/* A bucket of size 0 or refill_time 0 limits nothing: it is dropped, as Firecracker does. */
+static void test_idle_buckets(void **state)
+{
+	struct vm_config cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, doc_with("drives", "rate_limiter",
+					      "{\"bandwidth\":{\"size\":0,\"refill_time\":100},"
+					      "\"ops\":{\"size\":5,\"refill_time\":0}}")),
+			 0);
+	assert_false(cfg.drives[0].has_rate_limiter);
+	assert_false(cfg.drives[0].rate_limiter.has_bandwidth);
+	assert_false(cfg.drives[0].rate_limiter.has_ops);
+	assert_int_equal(cfg.drives[0].rate_limiter.ops.size, 0);
+	config__free(&cfg);
+	assert_int_equal(parse(&cfg, doc_with("network-interfaces", "tx_rate_limiter",
+					      "{\"bandwidth\":{\"size\":0,\"refill_time\":100},"
+					      "\"ops\":{\"size\":5,\"refill_time\":7}}")),
+			 0);
+	assert_true(cfg.net[0].has_tx_rate_limiter);
+	assert_false(cfg.net[0].tx_rate_limiter.has_bandwidth);
+	assert_true(cfg.net[0].tx_rate_limiter.has_ops);
+	check_bucket(&cfg.net[0].tx_rate_limiter.ops, 5, 0, 7);
+	config__free(&cfg);
+	assert_int_equal(parse(&cfg, doc_with("drives", "rate_limiter", "{}")), 0);
+	assert_false(cfg.drives[0].has_rate_limiter);
+	config__free(&cfg);
+}
+
+static void test_to_json_minimal(void **state)
+{
+	static const char want[] =
+		"{\"balloon\":null,\"drives\":[],\"boot-source\":{\"kernel_image_path\":\"/k\","
+		"\"initrd_path\":null,\"boot_args\":null},\"cpu-config\":null,\"logger\":null,"
+		"\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"smt\":false,"
+		"\"track_dirty_pages\":false,\"huge_pages\":\"None\"},\"metrics\":null,"
+		"\"mmds-config\":null,\"network-interfaces\":[],\"vsock\":null,\"entropy\":null}";
+	struct vm_config cfg;
+	char *json;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, MINIMAL), 0);
+	json = config__to_json(&cfg);
+	assert_non_null(json);
+	assert_string_equal(json, want);
+	free(json);
+	json = config__machine_to_json(&cfg.machine);
+	assert_string_equal(json, "{\"vcpu_count\":1,\"mem_size_mib\":128,\"smt\":false,"
+				  "\"track_dirty_pages\":false,\"huge_pages\":\"None\"}");
+	free(json);
+	config__free(&cfg);
+}
+
+static void test_to_json_full(void **state)
+{
+	static const char *const parts[] = {
+		"\"drives\":[{\"drive_id\":\"rootfs\",\"partuuid\":\"0eaa91a0-01\","
+		"\"is_root_device\":true,\"cache_type\":\"Unsafe\",\"is_read_only\":false,"
+		"\"path_on_host\":\"/img/rootfs.ext4\",\"rate_limiter\":null,\"io_engine\":\"Sync\","
+		"\"socket\":null},{\"drive_id\":\"data\",\"partuuid\":null,",
+		"\"rate_limiter\":{\"bandwidth\":{\"size\":1048576,\"one_time_burst\":4096,"
+		"\"refill_time\":100},\"ops\":{\"size\":1000,\"one_time_burst\":0,\"refill_time\":1000}}",
+		"\"cache_type\":\"Writeback\"",
+		"\"io_engine\":\"Async\"",
+		"\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\","
+		"\"guest_mac\":\"06:00:ac:10:00:02\",\"rx_rate_limiter\":{\"bandwidth\":null,"
+		"\"ops\":{\"size\":10,\"one_time_burst\":0,\"refill_time\":1}},"
+		"\"tx_rate_limiter\":null},{\"iface_id\":\"eth1\",\"host_dev_name\":\"tap1\","
+		"\"guest_mac\":null,\"rx_rate_limiter\":null,\"tx_rate_limiter\":null}]",
+		"\"vsock\":{\"guest_cid\":3,\"uds_path\":\"/tmp/v.sock\"}",
+		"\"metrics\":{\"metrics_path\":\"/tmp/metrics.fifo\"}",
+		"\"logger\":{\"log_path\":\"/tmp/fc.log\",\"level\":\"Debug\",\"show_level\":true,"
+		"\"show_log_origin\":true,",
+		"\"machine-config\":{\"vcpu_count\":4,\"mem_size_mib\":1024,\"smt\":true,"
+		"\"track_dirty_pages\":true,\"huge_pages\":\"None\"}",
+		"\"serial\":{\"serial_out_path\":\"/tmp/serial.out\"",
+	};
+	struct vm_config cfg;
+	char *json;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, full_config), 0);
+	json = config__to_json(&cfg);
+	assert_non_null(json);
+	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+		if (!strstr(json, parts[i])) {
+			print_error("%s\n  does not hold\n%s\n", json, parts[i]);
+			fail();
+		}
+	}
+	free(json);
+	config__free(&cfg);
+}
+
+/* What config__to_json() prints, config__parse() reads back into the same config. */
+static void check_round_trip(const char *json)
+{
+	struct vm_config a, b;
+	char *one, *two;
+
+	assert_int_equal(parse(&a, json), 0);
+	one = config__to_json(&a);
+	assert_non_null(one);
+	if (parse(&b, one)) {
+		print_error("%s\n  does not parse back: %s\n", one, error__get());
+		fail();
+	}
+	two = config__to_json(&b);
+	assert_string_equal(one, two);
+	assert_int_equal(a.nr_drives, b.nr_drives);
+	assert_int_equal(a.nr_net, b.nr_net);
+	assert_int_equal(a.has_logger, b.has_logger);
+	assert_int_equal(a.logger.level, b.logger.level);
+	assert_int_equal(a.machine.mem_size_mib, b.machine.mem_size_mib);
+	free(one);
+	free(two);
+	config__free(&a);
+	config__free(&b);
+}
+
+static void test_round_trip(void **state)
+{
+	struct vm_config cfg;
+
+	(void)state;
+	check_round_trip(MINIMAL);
+	check_round_trip(full_config);
+	check_round_trip(devices_doc("drives", 8));
+	check_round_trip(devices_doc("network-interfaces", 8));
+	check_round_trip(doc_with("logger", "level", "\"warn\""));
+	check_round_trip(doc_with("boot-source", "boot_args", "\"a \\\"b\\\" \\\\ \\u00e9 \\u0001\""));
+	check_round_trip(doc_with("drives", "rate_limiter",
+				  "{\"ops\":{\"size\":9007199254740991,\"one_time_burst\":1,"
+				  "\"refill_time\":18446744073709}}"));
+	check_round_trip(doc_with("vsock", "guest_cid", "4294967295"));
+	/* integers near 2^53 print exactly (cJSON's own printer rounds them) */
+	assert_int_equal(parse(&cfg, doc_with("drives", "rate_limiter",
+					      "{\"ops\":{\"size\":9007199254740991,"
+					      "\"one_time_burst\":9007199254740990,"
+					      "\"refill_time\":18446744073709}}")),
+			 0);
+	{
+		char *json = config__to_json(&cfg);
+		struct vm_config back;
+
+		assert_non_null(strstr(json, "\"size\":9007199254740991,\"one_time_burst\":"
+					     "9007199254740990,\"refill_time\":18446744073709"));
+		assert_int_equal(parse(&back, json), 0);
+		check_bucket(&back.drives[0].rate_limiter.ops, 9007199254740991ULL,
+			     9007199254740990ULL, 18446744073709ULL);
+		config__free(&back);
+		free(json);
+	}
+	config__free(&cfg);
+	/* and field by field, for the config that holds everything */
+	assert_int_equal(parse(&cfg, full_config), 0);
+	{
+		char *json = config__to_json(&cfg);
+		struct vm_config back;
+
+		config__free(&cfg);
+		assert_int_equal(parse(&back, json), 0);
+		check_full_devices(&back);
+		assert_string_equal(back.vsock.uds_path, "/tmp/v.sock");
+		assert_int_equal(back.machine.vcpu_count, 4);
+		assert_string_equal(back.serial.serial_out_path, "/tmp/serial.out");
+		assert_int_equal(back.logger.level, LOG_LEVEL_DEBUG);
+		config__free(&back);
+		free(json);
+	}
 }
 
 static void test_smt(void **state)
@@ -618,6 +1127,21 @@ static void test_failure_frees(void **state)
 	assert_config_is_default(&cfg);
 	config__free(&cfg);
 	config__free(&cfg);
+	/* devices hold strings too: a later failure frees them all */
+	assert_int_equal(parse(&cfg, "{\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"/a\","
+				     "\"is_root_device\":true,\"partuuid\":\"p\"},"
+				     "{\"drive_id\":\"b\",\"path_on_host\":\"/b\",\"is_root_device\":1}],"
+				     MINIMAL_TAIL),
+			 -EINVAL);
+	assert_config_is_default(&cfg);
+	assert_int_equal(parse(&cfg, "{\"network-interfaces\":[{\"iface_id\":\"a\","
+				     "\"host_dev_name\":\"tap0\"}],\"vsock\":{\"uds_path\":\"/v\","
+				     "\"guest_cid\":3},\"metrics\":{\"metrics_path\":\"/m\"},"
+				     "\"serial\":{\"serial_out_path\":\"/s\"},\"boot-source\":{}}"),
+			 -EINVAL);
+	assert_config_is_default(&cfg);
+	assert_null(cfg.serial.serial_out_path);
+	config__free(&cfg);
 }
 
 static void write_file(const char *path, const char *data, size_t len)
@@ -683,6 +1207,12 @@ int main(void)
 		cmocka_unit_test(test_boot_args_length),
 		cmocka_unit_test(test_sections),
 		cmocka_unit_test(test_missing_required),
+		cmocka_unit_test(test_device_lists),
+		cmocka_unit_test(test_root_first),
+		cmocka_unit_test(test_idle_buckets),
+		cmocka_unit_test(test_to_json_minimal),
+		cmocka_unit_test(test_to_json_full),
+		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_smt),
 		cmocka_unit_test(test_duplicate_keys),
 		cmocka_unit_test(test_nul_in_strings),
