@@ -25,4 +25,4 @@ def test_boot_path(name, protocol):
 def test_exit_now_image():
     r = run(image("exit-now.elf"), boot_args="", debug_exit=True)
     assert r.returncode == 0, r.explain()
-    assert r.stdout == "!", r.explain()
+    assert r.stdout == "!\n", r.explain()

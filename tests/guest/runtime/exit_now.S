@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * exit-now.elf: a PVH kernel whose first instructions write one byte ('!') to the serial
+ * exit-now.elf: a PVH kernel whose first instructions write a line ("!\n") to the serial
  * port and then 0 to the debug-exit port, then halt for good. The start-up benchmark
  * (bench/startup.py) times process start to the serial byte's arrival on the VMM's
  * stdout, for Ember and for QEMU alike. The bytes mean the same in 32-bit and 64-bit
@@ -16,6 +16,8 @@ pvh_entry32:
 exit_now:
 	movw $COM1_PORT, %dx
 	movb $'!', %al
+	outb %al, %dx
+	movb $'\n', %al
 	outb %al, %dx
 	xorl %eax, %eax
 	outb %al, $DEBUG_EXIT_PORT
