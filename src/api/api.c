@@ -5,24 +5,15 @@
 
 #include "vmm/log.h"
 
-static void copy_counters(void *dst, const void *src, size_t bytes)
-{
-	const uint64_t *s = src;
-	uint64_t *d = dst;
-
-	for (size_t i = 0; i < bytes / sizeof(uint64_t); i++)
-		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
-}
-
 void api__metrics(void *opaque, struct api_metrics *out)
 {
 	struct api *a = opaque;
 	struct api_server_stats st;
 
-	copy_counters(&out->server, &a->routes.server_m, sizeof(out->server));
-	copy_counters(&out->get, &a->routes.get_m, sizeof(out->get));
-	copy_counters(&out->put, &a->routes.put_m, sizeof(out->put));
-	copy_counters(&out->patch, &a->routes.patch_m, sizeof(out->patch));
+	metrics__copy(&out->server, &a->routes.server_m, sizeof(out->server));
+	metrics__copy(&out->get, &a->routes.get_m, sizeof(out->get));
+	metrics__copy(&out->put, &a->routes.put_m, sizeof(out->put));
+	metrics__copy(&out->patch, &a->routes.patch_m, sizeof(out->patch));
 	api_server__stats(&a->server, &st);
 	out->server.connections_accepted = st.connections_accepted;
 	out->server.connections_rejected = st.connections_rejected;

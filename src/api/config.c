@@ -425,7 +425,7 @@ static int print_object(cJSON *o, const char *name, const void *src, const struc
  */
 static cJSON *plain_value(const char *src, const struct field *f, bool has)
 {
-	unsigned int v = *(const unsigned int *)src;
+	unsigned int v;
 	char num[24];
 
 	switch (has ? f->type : FIELD_UNSUPPORTED) {
@@ -441,13 +441,15 @@ static cJSON *plain_value(const char *src, const struct field *f, bool has)
 		snprintf(num, sizeof(num), "%" PRIu64, *(const uint64_t *)src);
 		return cJSON_CreateRaw(num);
 	case FIELD_ENUM:
+		v = *(const unsigned int *)src;
 		return v < f->nchoices ? cJSON_CreateString(f->choices[v]) : cJSON_CreateNull();
 	default:
 		return cJSON_CreateNull();
 	}
 }
 
-int config__print_field(cJSON *o, const void *obj, const struct field *f)
+/* Adds the value of a field of obj to o; 0 or -ENOMEM. */
+static int print_field(cJSON *o, const void *obj, const struct field *f)
 {
 	const char *src = (const char *)obj + f->offset;
 	bool has = !(f->flags & FIELD_HAS) || *(const bool *)((const char *)obj + f->has_offset);
@@ -474,7 +476,7 @@ int config__print_members(cJSON *o, const void *obj, const struct section *sec)
 	int ret = 0;
 
 	for (size_t i = 0; !ret && i < sec->nfields; i++)
-		ret = config__print_field(o, obj, &sec->fields[i]);
+		ret = print_field(o, obj, &sec->fields[i]);
 	return ret;
 }
 
@@ -686,6 +688,8 @@ int config__copy(struct vm_config *dst, const struct vm_config *src)
 {
 	int ret;
 
+	if (dst == src)
+		return 0;
 	memcpy(dst, src, sizeof(*dst));
 	ret = walk_strings(dst, &top_section, dup_string, 0);
 	if (ret) {

@@ -107,12 +107,10 @@ static const struct section limiter_section = {
 	.check = check_limiter,
 };
 
-/* A limiter with no bucket left limits nothing. */
-static void set_limiter(bool *has, struct rate_limiter_config *dst,
-			const struct rate_limiter_config *src)
+/* A limiter with no bucket left limits nothing, and counts as absent. */
+static bool limits(const struct rate_limiter_config *rl)
 {
-	*dst = *src;
-	*has = src->has_bandwidth || src->has_ops;
+	return rl->has_bandwidth || rl->has_ops;
 }
 
 /* ---- drives ---- */
@@ -178,7 +176,7 @@ static int check_drive(void *obj, const char *path)
 	ret = config__check_id(join_path(fpath, sizeof(fpath), path, "drive_id"), d->drive_id);
 	if (!ret && d->partuuid)
 		ret = check_word(join_path(fpath, sizeof(fpath), path, "partuuid"), d->partuuid);
-	set_limiter(&d->has_rate_limiter, &d->rate_limiter, &d->rate_limiter);
+	d->has_rate_limiter = limits(&d->rate_limiter);
 	return ret;
 }
 
@@ -399,7 +397,8 @@ int config__patch_drive(struct vm_config *cfg, const char *id, const char *json,
 		bits |= CONFIG_CHANGED_PATH;
 	}
 	if (p.has_rate_limiter) {
-		set_limiter(&d->has_rate_limiter, &d->rate_limiter, &p.rate_limiter);
+		d->rate_limiter = p.rate_limiter;
+		d->has_rate_limiter = limits(&d->rate_limiter);
 		bits |= CONFIG_CHANGED_RATE_LIMITER;
 	}
 	config__free_object(&p, &drive_patch_section);
@@ -508,8 +507,8 @@ static int check_net(void *obj, const char *path)
 	if (!ret)
 		ret = check_host_dev_name(join_path(fpath, sizeof(fpath), path, "host_dev_name"),
 					  n->host_dev_name);
-	set_limiter(&n->has_rx_rate_limiter, &n->rx_rate_limiter, &n->rx_rate_limiter);
-	set_limiter(&n->has_tx_rate_limiter, &n->tx_rate_limiter, &n->tx_rate_limiter);
+	n->has_rx_rate_limiter = limits(&n->rx_rate_limiter);
+	n->has_tx_rate_limiter = limits(&n->tx_rate_limiter);
 	return ret;
 }
 
@@ -661,11 +660,13 @@ int config__patch_net(struct vm_config *cfg, const char *id, const char *json, s
 	}
 	n = &cfg->net[i];
 	if (p.has_rx_rate_limiter) {
-		set_limiter(&n->has_rx_rate_limiter, &n->rx_rate_limiter, &p.rx_rate_limiter);
+		n->rx_rate_limiter = p.rx_rate_limiter;
+		n->has_rx_rate_limiter = limits(&n->rx_rate_limiter);
 		bits |= CONFIG_CHANGED_RX_RATE_LIMITER;
 	}
 	if (p.has_tx_rate_limiter) {
-		set_limiter(&n->has_tx_rate_limiter, &n->tx_rate_limiter, &p.tx_rate_limiter);
+		n->tx_rate_limiter = p.tx_rate_limiter;
+		n->has_tx_rate_limiter = limits(&n->tx_rate_limiter);
 		bits |= CONFIG_CHANGED_TX_RATE_LIMITER;
 	}
 	config__free_object(&p, &net_patch_section);

@@ -24,7 +24,7 @@
 #define JSON_INT_MAX ((1ULL << 53) - 1)
 /* How much of a JSON path or of a user-supplied name an error message shows. */
 #define PATH_SHOW_MAX 128
-#define NAME_SHOW_MAX 72
+#define NAME_SHOW_MAX 64
 
 enum field_type {
 	FIELD_STRING,	   /* char *, strdup'ed */
@@ -169,8 +169,6 @@ int config__print_members(cJSON *o, const void *obj, const struct section *sec);
 
 /* "<path>: must be <choices>, got ..." for a field that takes one of a few strings. */
 int config__bad_choice(const char *path, const cJSON *item, const char *choices);
-/* Adds the value of a field of obj to o; 0 or -ENOMEM. */
-int config__print_field(cJSON *o, const void *obj, const struct field *f);
 
 /* config.c: the top-level sections, for config__apply_body() */
 extern const struct section config__boot_section;

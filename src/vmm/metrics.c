@@ -113,6 +113,15 @@ char *metrics__to_prometheus(const struct metrics_group *groups, size_t n)
 	return finish(&b);
 }
 
+void metrics__copy(void *dst, const void *src, size_t bytes)
+{
+	const uint64_t *s = src;
+	uint64_t *d = dst;
+
+	for (size_t i = 0; i < bytes / sizeof(uint64_t); i++)
+		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
 void metrics__add(uint64_t *a, const uint64_t *b, size_t count)
 {
 	for (size_t i = 0; i < count; i++)

@@ -121,5 +121,7 @@ char *metrics__to_json(struct metrics_group *groups, size_t n, uint64_t utc_ms);
 char *metrics__to_prometheus(const struct metrics_group *groups, size_t n);
 /* Adds b's counters to a's (for summing per-vCPU structs); count uint64_t each. */
 void metrics__add(uint64_t *a, const uint64_t *b, size_t count);
+/* Copies a struct of counters that another thread updates, each counter read atomically. */
+void metrics__copy(void *dst, const void *src, size_t bytes);
 
 #endif

@@ -29,17 +29,6 @@ struct snapshot {
 
 #define NR_GROUPS 11
 
-static void copy_u64s(void *dst, const void *src, size_t bytes)
-{
-	const uint64_t *s = src;
-	uint64_t *d = dst;
-
-	if (!src)
-		return;
-	for (size_t i = 0; i < bytes / sizeof(uint64_t); i++)
-		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
-}
-
 static void take_vm(struct vmm *v, struct snapshot *s)
 {
 	struct vm *vm = &v->vm;
@@ -49,8 +38,8 @@ static void take_vm(struct vmm *v, struct snapshot *s)
 	for (uint32_t i = 0; i < vm->nr_started; i++)
 		metrics__add((uint64_t *)&s->vcpu, (const uint64_t *)&vm->vcpus[i].m,
 			     vcpu_metrics__count);
-	copy_u64s(&s->uart, &vm->serial.m, sizeof(s->uart));
-	copy_u64s(&s->i8042, &vm->i8042.m, sizeof(s->i8042));
+	metrics__copy(&s->uart, &vm->serial.m, sizeof(s->uart));
+	metrics__copy(&s->i8042, &vm->i8042.m, sizeof(s->i8042));
 	s->vmm.unassigned_pio_reads = vm->pio.unassigned_reads;
 	s->vmm.unassigned_pio_writes = vm->pio.unassigned_writes;
 	s->vmm.unassigned_mmio_reads = vm->mmio.unassigned_reads;

@@ -151,7 +151,9 @@ static const struct {
 	{ "metrics", { { "metrics_path", "\"/m\"" } } },
 	{ "vsock", { { "guest_cid", "3" }, { "uds_path", "\"/v\"" } } },
 	{ "drives",
-	  { { "drive_id", "\"rootfs\"" }, { "path_on_host", "\"/r\"" }, { "is_root_device", "true" } } },
+	  { { "drive_id", "\"rootfs\"" },
+	    { "path_on_host", "\"/r\"" },
+	    { "is_root_device", "true" } } },
 	{ "network-interfaces", { { "iface_id", "\"eth0\"" }, { "host_dev_name", "\"tap0\"" } } },
 };
 
@@ -359,7 +361,8 @@ static void test_good_values(void **state)
 		{ "drives", "partuuid", "\"12345678-1234-1234-1234-123456789abc/PARTNROFF=1\"" },
 		{ "drives", "rate_limiter", "null" },
 		{ "drives", "rate_limiter", "{}" },
-		{ "drives", "rate_limiter", "{\"bandwidth\":null,\"ops\":{\"size\":0,\"refill_time\":0}}" },
+		{ "drives", "rate_limiter",
+		  "{\"bandwidth\":null,\"ops\":{\"size\":0,\"refill_time\":0}}" },
 		{ "drives", "rate_limiter",
 		  "{\"ops\":{\"size\":9007199254740991,\"one_time_burst\":9007199254740991,"
 		  "\"refill_time\":18446744073709}}" },
@@ -532,7 +535,8 @@ static const struct bad_value {
 	  "drives[0].io_engine: must be \"Sync\" or \"Async\", got \"sync\"" },
 	{ "drives", "io_engine", "true", "drives[0].io_engine: must be \"Sync\" or \"Async\"" },
 	{ "drives", "socket", "\"/vhost.sock\"", "drives[0].socket: not supported yet" },
-	{ "drives", "rate_limiter", "1", "drives[0].rate_limiter: must be an object, got a number" },
+	{ "drives", "rate_limiter", "1",
+	  "drives[0].rate_limiter: must be an object, got a number" },
 	{ "drives", "rate_limiter", "{\"bw\":{}}", "drives[0].rate_limiter: unknown field \"bw\"" },
 	{ "drives", "rate_limiter", "{\"ops\":[]}",
 	  "drives[0].rate_limiter.ops: must be an object, got an array" },
@@ -556,8 +560,10 @@ static const struct bad_value {
 	{ "drives", "Drive_id", "\"x\"", "drives[0]: unknown field \"Drive_id\"" },
 	{ "network-interfaces", "iface_id", "\"eth 0\"",
 	  "network-interfaces[0].iface_id: must hold only A-Z" },
-	{ "network-interfaces", "iface_id", "\"\"", "network-interfaces[0].iface_id: must not be empty" },
-	{ "network-interfaces", "iface_id", "[]", "network-interfaces[0].iface_id: must be a string" },
+	{ "network-interfaces", "iface_id", "\"\"",
+	  "network-interfaces[0].iface_id: must not be empty" },
+	{ "network-interfaces", "iface_id", "[]",
+	  "network-interfaces[0].iface_id: must be a string" },
 	{ "network-interfaces", "host_dev_name", "\"\"",
 	  "network-interfaces[0].host_dev_name: must be a Linux interface name: 1 to 15 bytes" },
 	{ "network-interfaces", "host_dev_name", "\"tap0123456789012\"",
@@ -595,8 +601,9 @@ static const struct bad_value {
 	{ "vsock", "guest_cid", "2",
 	  "vsock.guest_cid: must be an integer from 3 to 4294967295, got 2" },
 	{ "vsock", "guest_cid", "4294967296", "vsock.guest_cid: must be an integer from 3" },
-	{ "vsock", "guest_cid", "\"3\"", "vsock.guest_cid: must be an integer from 3 to 4294967295, "
-					 "got a string" },
+	{ "vsock", "guest_cid", "\"3\"",
+	  "vsock.guest_cid: must be an integer from 3 to 4294967295, "
+	  "got a string" },
 	{ "vsock", "guest_cid", "null", "vsock.guest_cid: must be an integer" },
 	{ "vsock", "uds_path", "\"\"", "vsock.uds_path: must not be empty" },
 	{ "vsock", "uds_path", "false", "vsock.uds_path: must be a string, got a boolean" },
@@ -645,7 +652,8 @@ static void test_sections(void **state)
 		{ "{\"logger\":\"x\"," MINIMAL_TAIL, "logger: must be an object, got a string" },
 		{ "{\"serial\":true," MINIMAL_TAIL, "serial: must be an object, got a boolean" },
 		{ "{\"drives\":{}," MINIMAL_TAIL, "drives: must be an array, got an object" },
-		{ "{\"drives\":[{}]," MINIMAL_TAIL, "drives[0].drive_id: required field is missing" },
+		{ "{\"drives\":[{}]," MINIMAL_TAIL,
+		  "drives[0].drive_id: required field is missing" },
 		{ "{\"drives\":[[]]," MINIMAL_TAIL, "drives[0]: must be an object, got an array" },
 		{ "{\"network-interfaces\":[1]," MINIMAL_TAIL,
 		  "network-interfaces[0]: must be an object, got a number" },
@@ -658,7 +666,8 @@ static void test_sections(void **state)
 		{ "{\"balloon\":{}," MINIMAL_TAIL, "balloon: not supported yet" },
 		{ "{\"entropy\":{}," MINIMAL_TAIL, "entropy: not supported yet" },
 		{ "{\"mmds-config\":{}," MINIMAL_TAIL, "mmds-config: not supported yet" },
-		{ "{\"metrics\":{}," MINIMAL_TAIL, "metrics.metrics_path: required field is missing" },
+		{ "{\"metrics\":{}," MINIMAL_TAIL,
+		  "metrics.metrics_path: required field is missing" },
 		{ "{\"metrics\":\"/m\"," MINIMAL_TAIL, "metrics: must be an object, got a string" },
 		{ "{\"cpu-config\":\"/c.json\"," MINIMAL_TAIL, "cpu-config: not supported yet" },
 		{ "{\"cpu-config\":false," MINIMAL_TAIL, "cpu-config: not supported yet" },
@@ -716,10 +725,11 @@ static char *devices_doc(const char *list, unsigned int n)
 						"\"is_root_device\":%s}",
 						i ? "," : "", i, i, i ? "false" : "true");
 		else
-			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-						"%s{\"iface_id\":\"n%u\",\"host_dev_name\":\"tap%u\","
-						"\"guest_mac\":\"06:00:00:00:00:%02x\"}",
-						i ? "," : "", i, i, i);
+			len += (size_t)snprintf(
+				buf + len, sizeof(buf) - len,
+				"%s{\"iface_id\":\"n%u\",\"host_dev_name\":\"tap%u\","
+				"\"guest_mac\":\"06:00:00:00:00:%02x\"}",
+				i ? "," : "", i, i, i);
 	}
 	snprintf(buf + len, sizeof(buf) - len, "]," MINIMAL_TAIL);
 	return buf;
@@ -914,7 +924,8 @@ static void test_round_trip(void **state)
 	check_round_trip(devices_doc("drives", 8));
 	check_round_trip(devices_doc("network-interfaces", 8));
 	check_round_trip(doc_with("logger", "level", "\"warn\""));
-	check_round_trip(doc_with("boot-source", "boot_args", "\"a \\\"b\\\" \\\\ \\u00e9 \\u0001\""));
+	check_round_trip(
+		doc_with("boot-source", "boot_args", "\"a \\\"b\\\" \\\\ \\u00e9 \\u0001\""));
 	check_round_trip(doc_with("drives", "rate_limiter",
 				  "{\"ops\":{\"size\":9007199254740991,\"one_time_burst\":1,"
 				  "\"refill_time\":18446744073709}}"));
@@ -1128,11 +1139,12 @@ static void test_failure_frees(void **state)
 	config__free(&cfg);
 	config__free(&cfg);
 	/* devices hold strings too: a later failure frees them all */
-	assert_int_equal(parse(&cfg, "{\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"/a\","
-				     "\"is_root_device\":true,\"partuuid\":\"p\"},"
-				     "{\"drive_id\":\"b\",\"path_on_host\":\"/b\",\"is_root_device\":1}],"
-				     MINIMAL_TAIL),
-			 -EINVAL);
+	assert_int_equal(
+		parse(&cfg,
+		      "{\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"/a\","
+		      "\"is_root_device\":true,\"partuuid\":\"p\"},"
+		      "{\"drive_id\":\"b\",\"path_on_host\":\"/b\",\"is_root_device\":1}]," MINIMAL_TAIL),
+		-EINVAL);
 	assert_config_is_default(&cfg);
 	assert_int_equal(parse(&cfg, "{\"network-interfaces\":[{\"iface_id\":\"a\","
 				     "\"host_dev_name\":\"tap0\"}],\"vsock\":{\"uds_path\":\"/v\","
