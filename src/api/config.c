@@ -34,7 +34,7 @@
 #include "api/config_internal.h"
 #include "vmm/log.h"
 
-#define BOOT_ARGS_MAX	4095
+#define BOOT_ARGS_MAX 4095
 #define DEFAULT_MEM_MIB 128
 
 /* Enum fields are read and written as unsigned int, the type GCC and clang give them. */
@@ -172,7 +172,7 @@ static const char *const log_level_names[] = {
 #define BOOT struct boot_source_config
 #define MACH struct machine_config
 #define LOGC struct logger_config
-#define CFG  struct vm_config
+#define CFG struct vm_config
 
 static const struct field boot_fields[] = {
 	F_STRING("kernel_image_path", BOOT, kernel_image_path, REQNE),
@@ -343,7 +343,7 @@ int config__parse_object(void *obj, const struct section *sec, const cJSON *json
 				  json_type_name(json));
 	if (sec->reset)
 		memset(obj, 0, sec->size);
-	cJSON_ArrayForEach(item, json) {
+	cJSON_ArrayForEach (item, json) {
 		ret = lookup_member(sec, label, item->string, &seen, &f);
 		if (ret)
 			return ret;

@@ -54,8 +54,7 @@ enum config_body {
  * *cfg must stay valid as a whole: machine-config's cross-field rule (smt needs an even
  * vcpu_count) is checked against the result. On failure *cfg is unchanged.
  */
-int config__apply_body(struct vm_config *cfg, enum config_body kind, const char *json,
-		       size_t len);
+int config__apply_body(struct vm_config *cfg, enum config_body kind, const char *json, size_t len);
 
 /*
  * PUT /drives/{id} and PUT /network-interfaces/{id}: parse one device; id is the path's

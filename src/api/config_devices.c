@@ -36,15 +36,15 @@
 #define HOST_DEV_NAME_MAX 15
 /* Enough for "<uuid>/PARTNROFF=<n>", the longest form the kernel takes after PARTUUID=. */
 #define PARTUUID_MAX 72
-#define ID_CHARS     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+#define ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
 _Static_assert(sizeof(enum drive_cache_type) == sizeof(unsigned int), "enum size");
 _Static_assert(sizeof(enum drive_io_engine) == sizeof(unsigned int), "enum size");
 
 #define DRIVE struct drive_config
-#define NET   struct net_config
-#define RL    struct rate_limiter_config
-#define TB    struct token_bucket_config
+#define NET struct net_config
+#define RL struct rate_limiter_config
+#define TB struct token_bucket_config
 
 int config__check_id(const char *what, const char *id)
 {
@@ -268,7 +268,7 @@ int config_devices__parse_list(void *obj, const char *path, const struct field *
 	if ((uint64_t)n > f->max)
 		return error__set(-EINVAL, "%s: at most %" PRIu64 " are supported, got %d", path,
 				  f->max, n);
-	cJSON_ArrayForEach(e, item) {
+	cJSON_ArrayForEach (e, item) {
 		char *elem = array + (size_t)*count * f->section->size;
 
 		snprintf(epath, sizeof(epath), "%s[%u]", path, *count);

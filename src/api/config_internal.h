@@ -40,8 +40,8 @@ enum field_type {
 
 #define FIELD_REQUIRED 0x1u /* must be given, and not as null */
 #define FIELD_NONEMPTY 0x2u /* FIELD_STRING: not "" */
-#define FIELD_HAS      0x4u /* given (not null) sets the bool at has_offset; unset prints null */
-#define REQNE	       (FIELD_REQUIRED | FIELD_NONEMPTY)
+#define FIELD_HAS 0x4u	    /* given (not null) sets the bool at has_offset; unset prints null */
+#define REQNE (FIELD_REQUIRED | FIELD_NONEMPTY)
 
 struct section;
 
@@ -77,51 +77,51 @@ struct section {
 };
 
 /* Field initialisers: a field named n of the struct type t, member m. */
-#define F_STRING(n, t, m, fl)                                                          \
-	{                                                                              \
-		.name = n, .type = FIELD_STRING, .flags = fl, .offset = offsetof(t, m) \
+#define F_STRING(n, t, m, fl)                                                                      \
+	{                                                                                          \
+		.name = n, .type = FIELD_STRING, .flags = fl, .offset = offsetof(t, m)             \
 	}
-#define F_BOOL(n, t, m, fl)                                                          \
-	{                                                                            \
-		.name = n, .type = FIELD_BOOL, .flags = fl, .offset = offsetof(t, m) \
+#define F_BOOL(n, t, m, fl)                                                                        \
+	{                                                                                          \
+		.name = n, .type = FIELD_BOOL, .flags = fl, .offset = offsetof(t, m)               \
 	}
-#define F_U32(n, t, m, fl, lo, hi)                                                              \
-	{                                                                                       \
-		.name = n, .type = FIELD_U32, .flags = fl, .offset = offsetof(t, m), .min = lo, \
-		.max = hi                                                                       \
+#define F_U32(n, t, m, fl, lo, hi)                                                                 \
+	{                                                                                          \
+		.name = n, .type = FIELD_U32, .flags = fl, .offset = offsetof(t, m), .min = lo,    \
+		.max = hi                                                                          \
 	}
-#define F_U64(n, t, m, fl, lo, hi)                                                              \
-	{                                                                                       \
-		.name = n, .type = FIELD_U64, .flags = fl, .offset = offsetof(t, m), .min = lo, \
-		.max = hi                                                                       \
+#define F_U64(n, t, m, fl, lo, hi)                                                                 \
+	{                                                                                          \
+		.name = n, .type = FIELD_U64, .flags = fl, .offset = offsetof(t, m), .min = lo,    \
+		.max = hi                                                                          \
 	}
-#define F_ENUM(n, t, m, names, fn)                                                         \
-	{                                                                                  \
-		.name = n, .type = FIELD_ENUM, .offset = offsetof(t, m), .choices = names, \
-		.nchoices = ARRAY_SIZE(names), .parse = fn                                 \
+#define F_ENUM(n, t, m, names, fn)                                                                 \
+	{                                                                                          \
+		.name = n, .type = FIELD_ENUM, .offset = offsetof(t, m), .choices = names,         \
+		.nchoices = ARRAY_SIZE(names), .parse = fn                                         \
 	}
-#define F_SECTION(n, t, m, fl, sec)                                                      \
-	{                                                                                \
-		.name = n, .type = FIELD_SECTION, .flags = fl, .offset = offsetof(t, m), \
-		.section = sec                                                           \
+#define F_SECTION(n, t, m, fl, sec)                                                                \
+	{                                                                                          \
+		.name = n, .type = FIELD_SECTION, .flags = fl, .offset = offsetof(t, m),           \
+		.section = sec                                                                     \
 	}
-#define F_HAS_SECTION(n, t, m, has, sec)                                                        \
-	{                                                                                       \
-		.name = n, .type = FIELD_SECTION, .flags = FIELD_HAS, .offset = offsetof(t, m), \
-		.has_offset = offsetof(t, has), .section = sec                                  \
+#define F_HAS_SECTION(n, t, m, has, sec)                                                           \
+	{                                                                                          \
+		.name = n, .type = FIELD_SECTION, .flags = FIELD_HAS, .offset = offsetof(t, m),    \
+		.has_offset = offsetof(t, has), .section = sec                                     \
 	}
-#define F_LIST(n, t, m, count, most, sec, fn)                                                    \
-	{                                                                                        \
-		.name = n, .type = FIELD_LIST, .offset = offsetof(t, m),                         \
-		.count_offset = offsetof(t, count), .max = most, .section = sec, .conflicts = fn \
+#define F_LIST(n, t, m, count, most, sec, fn)                                                      \
+	{                                                                                          \
+		.name = n, .type = FIELD_LIST, .offset = offsetof(t, m),                           \
+		.count_offset = offsetof(t, count), .max = most, .section = sec, .conflicts = fn   \
 	}
-#define F_UNSUPPORTED(n)                             \
-	{                                            \
-		.name = n, .type = FIELD_UNSUPPORTED \
+#define F_UNSUPPORTED(n)                                                                           \
+	{                                                                                          \
+		.name = n, .type = FIELD_UNSUPPORTED                                               \
 	}
 
-#define SECTION_OF(lbl, t, table)                                                       \
-	.label = lbl, .member = "field", .fields = table, .nfields = ARRAY_SIZE(table), \
+#define SECTION_OF(lbl, t, table)                                                                  \
+	.label = lbl, .member = "field", .fields = table, .nfields = ARRAY_SIZE(table),            \
 	.size = sizeof(t)
 
 /* "path.name", or "name" when path is "" (an API body). */

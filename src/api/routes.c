@@ -65,8 +65,8 @@ static const struct route routes[] = {
 
 /* Firecracker paths Ember does not serve yet: a 400 that says so, not a 404. */
 static const char *const not_yet[] = {
-	"/balloon", "/balloon/statistics", "/entropy", "/mmds", "/mmds/config",
-	"/snapshot/create", "/snapshot/load", "/cpu-config", "/hotplug/memory",
+	"/balloon",	    "/balloon/statistics", "/entropy",	  "/mmds",	     "/mmds/config",
+	"/snapshot/create", "/snapshot/load",	   "/cpu-config", "/hotplug/memory",
 };
 
 int routes__init(struct api_routes *r, struct mailbox *mb, const struct vm_config *cfg,
@@ -224,8 +224,8 @@ static int get_metrics_text(struct api_routes *r, struct http_response *resp)
  * Applies a request to a copy of the configuration, sends the copy to the VMM thread
  * and, once the VMM has taken it, keeps the copy as the new configuration.
  */
-static int change_config(struct api_routes *r, const struct http_request *req,
-			 enum route_id route, const char *id, struct http_response *resp);
+static int change_config(struct api_routes *r, const struct http_request *req, enum route_id route,
+			 const char *id, struct http_response *resp);
 
 static const char *body_error(void)
 {
@@ -234,9 +234,8 @@ static const char *body_error(void)
 	return msg[0] ? msg : "invalid request body";
 }
 
-static int parse_into(struct vm_config *cfg, const struct http_request *req,
-		      enum route_id route, const char *id, enum vmm_resource *res,
-		      unsigned int *changed)
+static int parse_into(struct vm_config *cfg, const struct http_request *req, enum route_id route,
+		      const char *id, enum vmm_resource *res, unsigned int *changed)
 {
 	bool patch = req->method == HTTP_METHOD_PATCH;
 
@@ -247,18 +246,17 @@ static int parse_into(struct vm_config *cfg, const struct http_request *req,
 		return config__apply_body(cfg, CONFIG_BODY_BOOT_SOURCE, req->body, req->body_len);
 	case ROUTE_MACHINE_CONFIG:
 		*res = VMM_RES_MACHINE_CONFIG;
-		return config__apply_body(cfg,
-					  patch ? CONFIG_BODY_MACHINE_CONFIG_PATCH :
-						  CONFIG_BODY_MACHINE_CONFIG,
-					  req->body, req->body_len);
+		return config__apply_body(
+			cfg, patch ? CONFIG_BODY_MACHINE_CONFIG_PATCH : CONFIG_BODY_MACHINE_CONFIG,
+			req->body, req->body_len);
 	case ROUTE_DRIVES:
 		*res = VMM_RES_DRIVE;
-		return patch ? config__patch_drive(cfg, id, req->body, req->body_len, changed) :
-			       config__put_drive(cfg, id, req->body, req->body_len);
+		return patch ? config__patch_drive(cfg, id, req->body, req->body_len, changed)
+			     : config__put_drive(cfg, id, req->body, req->body_len);
 	case ROUTE_NET:
 		*res = VMM_RES_NET;
-		return patch ? config__patch_net(cfg, id, req->body, req->body_len, changed) :
-			       config__put_net(cfg, id, req->body, req->body_len);
+		return patch ? config__patch_net(cfg, id, req->body, req->body_len, changed)
+			     : config__put_net(cfg, id, req->body, req->body_len);
 	case ROUTE_VSOCK:
 		*res = VMM_RES_VSOCK;
 		return config__apply_body(cfg, CONFIG_BODY_VSOCK, req->body, req->body_len);
@@ -274,8 +272,8 @@ static int parse_into(struct vm_config *cfg, const struct http_request *req,
 	}
 }
 
-static int change_config(struct api_routes *r, const struct http_request *req,
-			 enum route_id route, const char *id, struct http_response *resp)
+static int change_config(struct api_routes *r, const struct http_request *req, enum route_id route,
+			 const char *id, struct http_response *resp)
 {
 	struct vmm_action a = { .type = VMM_ACTION_SET_CONFIG };
 	struct vm_config next;
@@ -312,8 +310,8 @@ static int change_config(struct api_routes *r, const struct http_request *req,
 }
 
 /* {"<key>": "<one of choices>"} and nothing else; the index of the choice, or -1. */
-static int one_choice(const struct http_request *req, const char *key,
-		      const char *const *choices, size_t n, struct http_response *resp)
+static int one_choice(const struct http_request *req, const char *key, const char *const *choices,
+		      size_t n, struct http_response *resp)
 {
 	cJSON *o = cJSON_ParseWithLength(req->body, req->body_len);
 	const cJSON *item;
@@ -323,7 +321,7 @@ static int one_choice(const struct http_request *req, const char *key,
 		http__set_fault(resp, 400, "the request body must be a JSON object");
 		goto out;
 	}
-	cJSON_ArrayForEach(item, o) {
+	cJSON_ArrayForEach (item, o) {
 		if (strcmp(item->string, key)) {
 			http__set_fault(resp, 400, "unknown field \"%.64s\"", item->string);
 			goto out;
@@ -335,9 +333,10 @@ static int one_choice(const struct http_request *req, const char *key,
 			found = (int)i;
 	}
 	if (found < 0)
-		http__set_fault(resp, 400, "%s: must be %s", key,
-				n == 2 ? "\"Paused\" or \"Resumed\"" :
-					 "\"InstanceStart\", \"SendCtrlAltDel\" or \"FlushMetrics\"");
+		http__set_fault(
+			resp, 400, "%s: must be %s", key,
+			n == 2 ? "\"Paused\" or \"Resumed\""
+			       : "\"InstanceStart\", \"SendCtrlAltDel\" or \"FlushMetrics\"");
 out:
 	cJSON_Delete(o);
 	return found;
@@ -484,7 +483,8 @@ static void count_request(struct api_routes *r, int route, enum http_method m, b
 			count = &r->patch_m.network_count, fails = &r->patch_m.network_fails;
 			break;
 		case ROUTE_MACHINE_CONFIG:
-			count = &r->patch_m.machine_cfg_count, fails = &r->patch_m.machine_cfg_fails;
+			count = &r->patch_m.machine_cfg_count,
+			fails = &r->patch_m.machine_cfg_fails;
 			break;
 		case ROUTE_VM:
 			count = &r->patch_m.vm_count, fails = &r->patch_m.vm_fails;

@@ -19,9 +19,9 @@ enum instance_state {
 };
 
 enum vmm_action_type {
-	VMM_ACTION_GET_INFO,	   /* GET / */
-	VMM_ACTION_GET_CONFIG,	   /* GET /machine-config, GET /vm/config */
-	VMM_ACTION_SET_CONFIG,	   /* PUT/PATCH of a pre-boot resource: action.cfg is the new config */
+	VMM_ACTION_GET_INFO,   /* GET / */
+	VMM_ACTION_GET_CONFIG, /* GET /machine-config, GET /vm/config */
+	VMM_ACTION_SET_CONFIG, /* PUT/PATCH of a pre-boot resource: action.cfg is the new config */
 	VMM_ACTION_PATCH_DEVICE,   /* PATCH /drives/{id}, /network-interfaces/{id} (run time too) */
 	VMM_ACTION_INSTANCE_START, /* PUT /actions InstanceStart */
 	VMM_ACTION_CTRL_ALT_DEL,   /* PUT /actions SendCtrlAltDel */
@@ -60,7 +60,7 @@ struct vmm_action {
 #define VMM_REPLY_MSG_MAX 512
 
 struct vmm_reply {
-	int status; /* an HTTP status: 200, 204, 400, 500 ... */
+	int status;		     /* an HTTP status: 200, 204, 400, 500 ... */
 	char msg[VMM_REPLY_MSG_MAX]; /* the fault message when status >= 400 */
 	/* every reply */
 	enum instance_state state;

@@ -155,12 +155,13 @@ static int check_ehdr(const Elf64_Ehdr *eh, uint64_t fsize)
 	if (eh->e_type != ET_EXEC)
 		return error__set(-EINVAL, "kernel: ELF is not an executable (e_type %u)",
 				  eh->e_type);
-	if (eh->e_phentsize != sizeof(Elf64_Phdr) || !eh->e_phnum ||
-	    eh->e_phnum > ELF_MAX_PHNUM)
-		return error__set(-EINVAL, "kernel: bad ELF program header table (%u entries of %u)",
+	if (eh->e_phentsize != sizeof(Elf64_Phdr) || !eh->e_phnum || eh->e_phnum > ELF_MAX_PHNUM)
+		return error__set(-EINVAL,
+				  "kernel: bad ELF program header table (%u entries of %u)",
 				  eh->e_phnum, eh->e_phentsize);
 	if (!in_file(eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr), fsize))
-		return error__set(-EINVAL, "kernel: ELF program headers lie beyond the end of the file");
+		return error__set(-EINVAL,
+				  "kernel: ELF program headers lie beyond the end of the file");
 	return 0;
 }
 
@@ -301,7 +302,8 @@ static int check_bzimage(const uint8_t *head, uint64_t len, uint64_t fsize, uint
 		return error__set(-EINVAL, "kernel: bzImage is truncated");
 	version = get16(head, 0x206);
 	if (version < BZ_MIN_VERSION)
-		return error__set(-EINVAL, "kernel: bzImage boot protocol %u.%02u is too old (need 2.12)",
+		return error__set(-EINVAL,
+				  "kernel: bzImage boot protocol %u.%02u is too old (need 2.12)",
 				  version >> 8, version & 0xff);
 	if (!(get16(head, 0x236) & XLF_KERNEL_64))
 		return error__set(-EINVAL, "kernel: bzImage has no 64-bit entry point");
@@ -317,7 +319,8 @@ static int check_bzimage(const uint8_t *head, uint64_t len, uint64_t fsize, uint
 		return error__set(-EINVAL, "kernel: bzImage is truncated (%llu of %llu bytes)",
 				  (unsigned long long)pm_size, (unsigned long long)sys_bytes);
 	if (pm_size <= BZ_ENTRY64_OFFSET)
-		return error__set(-EINVAL, "kernel: bzImage is too small for its 64-bit entry point");
+		return error__set(-EINVAL,
+				  "kernel: bzImage is too small for its 64-bit entry point");
 	return 0;
 }
 
@@ -336,9 +339,10 @@ static int check_bzimage_room(const struct gmem *gm, const uint8_t *head, uint64
 	if (__builtin_add_overflow(run, init_size, &run_end) ||
 	    (init_size && !gmem__ptr(gm, run, init_size)) ||
 	    !gmem__ptr(gm, LAYOUT_HIMEM_START, pm_size))
-		return error__set(-EINVAL,
-				  "kernel: bzImage needs guest RAM up to %llu MiB; the guest is too small",
-				  (unsigned long long)((run_end > *end ? run_end : *end) >> 20) + 1);
+		return error__set(
+			-EINVAL,
+			"kernel: bzImage needs guest RAM up to %llu MiB; the guest is too small",
+			(unsigned long long)((run_end > *end ? run_end : *end) >> 20) + 1);
 	if (run_end > *end)
 		*end = run_end;
 	return 0;
@@ -371,9 +375,9 @@ static int load_bzimage(const struct gmem *gm, int fd, uint64_t fsize, const uin
 	img->load_end = end;
 	/* cmdline_size excludes the NUL; 0 or huge means "no smaller limit than ours" */
 	cmdline_max = (uint64_t)get32(head, 0x238) + 1;
-	img->cmdline_max = cmdline_max > 1 && cmdline_max < LAYOUT_CMDLINE_MAX ?
-				   (uint32_t)cmdline_max :
-				   (uint32_t)LAYOUT_CMDLINE_MAX;
+	img->cmdline_max = cmdline_max > 1 && cmdline_max < LAYOUT_CMDLINE_MAX
+				   ? (uint32_t)cmdline_max
+				   : (uint32_t)LAYOUT_CMDLINE_MAX;
 	img->initrd_addr_max = get32(head, 0x22c) ? get32(head, 0x22c) : BZ_DEFAULT_INITRD_MAX;
 	return 0;
 }
@@ -603,8 +607,7 @@ static void set_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bool 
 	};
 }
 
-void boot_x86__regs(const struct kernel_image *img, struct kvm_regs *regs,
-		    struct kvm_sregs *sregs)
+void boot_x86__regs(const struct kernel_image *img, struct kvm_regs *regs, struct kvm_sregs *sregs)
 {
 	bool pvh = img->format == KERNEL_FORMAT_PVH;
 
@@ -614,8 +617,9 @@ void boot_x86__regs(const struct kernel_image *img, struct kvm_regs *regs,
 	set_segment(&sregs->cs, pvh ? SEL_CODE32 : SEL_CODE64, 0xb, !pvh);
 	set_segment(&sregs->ds, SEL_DATA, 0x3, false);
 	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
-	sregs->tr = (struct kvm_segment){ .selector = SEL_TSS, .limit = 0x67, .type = 0xb,
-					  .present = 1 };
+	sregs->tr = (struct kvm_segment){
+		.selector = SEL_TSS, .limit = 0x67, .type = 0xb, .present = 1
+	};
 	sregs->gdt.base = LAYOUT_GDT_ADDR;
 	sregs->gdt.limit = GDT_ENTRIES * 8 - 1;
 	sregs->idt.base = 0;
@@ -632,6 +636,6 @@ void boot_x86__regs(const struct kernel_image *img, struct kvm_regs *regs,
 	regs->rsp = regs->rbp = LAYOUT_BOOT_STACK_ADDR;
 	sregs->cr0 = 0x80000011; /* PG, PE, ET */
 	sregs->cr3 = LAYOUT_PML4_ADDR;
-	sregs->cr4 = 0x20; /* PAE */
+	sregs->cr4 = 0x20;   /* PAE */
 	sregs->efer = 0x500; /* LME, LMA */
 }

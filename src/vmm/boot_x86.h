@@ -28,7 +28,7 @@ struct kernel_image {
 	enum kernel_format format;
 	uint64_t entry;
 	uint64_t load_start;
-	uint64_t load_end; /* exclusive; covers bss and, for a bzImage, init_size */
+	uint64_t load_end;    /* exclusive; covers bss and, for a bzImage, init_size */
 	uint32_t cmdline_max; /* bytes, NUL included */
 	uint64_t initrd_addr_max;
 	uint8_t setup_hdr[BOOT_SETUP_HDR_MAX]; /* bzImage: its header, from 0x1f1 */
@@ -61,7 +61,6 @@ unsigned int boot_x86__e820(const struct gmem *gm, struct e820_entry *out, unsig
 int boot_x86__setup(const struct gmem *gm, const struct kernel_image *img, const char *cmdline,
 		    const struct initrd_image *initrd);
 /* The boot vCPU's registers at the kernel's entry. */
-void boot_x86__regs(const struct kernel_image *img, struct kvm_regs *regs,
-		    struct kvm_sregs *sregs);
+void boot_x86__regs(const struct kernel_image *img, struct kvm_regs *regs, struct kvm_sregs *sregs);
 
 #endif

@@ -75,9 +75,9 @@ static int check_id(const char *id)
 		return error__set(-EINVAL, "--id: must be 1 to %d characters", CLI_ID_MAX);
 	for (size_t i = 0; i < n; i++) {
 		if (!isalnum((unsigned char)id[i]) && id[i] != '-')
-			return error__set(-EINVAL,
-					  "--id: only letters, digits and '-' are allowed, got '%s'",
-					  id);
+			return error__set(
+				-EINVAL, "--id: only letters, digits and '-' are allowed, got '%s'",
+				id);
 	}
 	return 0;
 }
@@ -91,10 +91,11 @@ static int parse_size(const char *arg, size_t *out)
 	errno = 0;
 	v = strtoull(arg, &end, 10);
 	if (!isdigit((unsigned char)arg[0]) || *end || errno || !v || v > CLI_MAX_PAYLOAD)
-		return error__set(-EINVAL,
-				  "--http-api-max-payload-size: must be a number of bytes from 1 to "
-				  "%d, got '%s'",
-				  CLI_MAX_PAYLOAD, arg);
+		return error__set(
+			-EINVAL,
+			"--http-api-max-payload-size: must be a number of bytes from 1 to "
+			"%d, got '%s'",
+			CLI_MAX_PAYLOAD, arg);
 	*out = (size_t)v;
 	return 0;
 }
@@ -168,7 +169,8 @@ int cli__parse(int argc, char **argv, struct cli_args *args)
 		if (opt == '?' && isprint(optopt))
 			return error__set(-EINVAL, "unknown option '-%c' (try --help)", optopt);
 		if (opt == '?' && strchr(argv[optind - 1], '='))
-			return error__set(-EINVAL, "unknown option, or one that takes no value: '%s'",
+			return error__set(-EINVAL,
+					  "unknown option, or one that takes no value: '%s'",
 					  argv[optind - 1]);
 		if (opt == '?')
 			return error__set(-EINVAL, "unknown option '%s' (try --help)",

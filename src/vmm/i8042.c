@@ -44,7 +44,7 @@
 #define KBD_CMD_TYPEMATIC 0xf3
 #define KBD_CMD_RESET 0xff
 #define KBD_ID 0xab
-#define KBD_ID2 0x83	    /* an MF2 keyboard */
+#define KBD_ID2 0x83	   /* an MF2 keyboard */
 #define KBD_ID2_XLATE 0x41 /* the same, as the controller translates it */
 #define KBD_SET2 0x02
 #define KBD_SET2_XLATE 0x41
@@ -71,7 +71,6 @@ static void push(struct i8042 *k, uint8_t byte)
 	k->status |= SB_OUT_FULL;
 	pulse_irq(k);
 }
-
 
 static uint8_t pop(struct i8042 *k)
 {
@@ -109,8 +108,8 @@ void i8042__send_ctrl_alt_del(struct i8042 *k)
 	/* scan code set 1, which the controller hands out when it translates (CTR bit 6) */
 	static const uint8_t set1[] = { 0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d };
 	/* scan code set 2, what the keyboard itself sends */
-	static const uint8_t set2[] = { 0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11,
-					0xf0, 0x14 };
+	static const uint8_t set2[] = { 0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0,
+					0x71, 0xf0, 0x11, 0xf0, 0x14 };
 	bool translate;
 
 	pthread_mutex_lock(&k->lock);

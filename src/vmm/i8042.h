@@ -18,9 +18,9 @@
 struct i8042 {
 	pthread_mutex_t lock;
 	uint8_t status;
-	uint8_t ctrl;	    /* the controller command byte */
-	uint8_t outp;	    /* the output port */
-	uint8_t pending;    /* a controller command waiting for its data byte */
+	uint8_t ctrl;	     /* the controller command byte */
+	uint8_t outp;	     /* the output port */
+	uint8_t pending;     /* a controller command waiting for its data byte */
 	uint8_t kbd_pending; /* a keyboard command waiting for its data byte */
 	uint8_t buf[I8042_BUF];
 	unsigned int head, count;

@@ -30,8 +30,8 @@ static __thread char thread_tag[16] = "main";
 static __thread char error_msg[ERROR_MSG_MAX];
 
 static const char *const level_names[] = {
-	[LOG_LEVEL_OFF] = "OFF",     [LOG_LEVEL_ERROR] = "ERROR", [LOG_LEVEL_WARN] = "WARN",
-	[LOG_LEVEL_INFO] = "INFO",   [LOG_LEVEL_DEBUG] = "DEBUG", [LOG_LEVEL_TRACE] = "TRACE",
+	[LOG_LEVEL_OFF] = "OFF",   [LOG_LEVEL_ERROR] = "ERROR", [LOG_LEVEL_WARN] = "WARN",
+	[LOG_LEVEL_INFO] = "INFO", [LOG_LEVEL_DEBUG] = "DEBUG", [LOG_LEVEL_TRACE] = "TRACE",
 };
 
 static uint64_t clock_us(clockid_t clk)
@@ -131,8 +131,9 @@ int log__parse_level(const char *name, enum log_level *out)
 		const char *name;
 		enum log_level level;
 	} names[] = {
-		{ "off", LOG_LEVEL_OFF },     { "error", LOG_LEVEL_ERROR }, { "warning", LOG_LEVEL_WARN },
-		{ "warn", LOG_LEVEL_WARN },   { "info", LOG_LEVEL_INFO },   { "debug", LOG_LEVEL_DEBUG },
+		{ "off", LOG_LEVEL_OFF },      { "error", LOG_LEVEL_ERROR },
+		{ "warning", LOG_LEVEL_WARN }, { "warn", LOG_LEVEL_WARN },
+		{ "info", LOG_LEVEL_INFO },    { "debug", LOG_LEVEL_DEBUG },
 		{ "trace", LOG_LEVEL_TRACE },
 	};
 
@@ -150,8 +151,7 @@ void log__set_thread_tag(const char *tag)
 	snprintf(thread_tag, sizeof(thread_tag), "%s", tag);
 }
 
-static size_t format_prefix(char *buf, size_t len, enum log_level level, const char *file,
-			    int line)
+static size_t format_prefix(char *buf, size_t len, enum log_level level, const char *file, int line)
 {
 	struct timespec ts;
 	struct tm tm;
@@ -160,8 +160,7 @@ static size_t format_prefix(char *buf, size_t len, enum log_level level, const c
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(buf + n, len - n, ".%09ld [%s:%s", ts.tv_nsec, logger.id,
-			      thread_tag);
+	n += (size_t)snprintf(buf + n, len - n, ".%09ld [%s:%s", ts.tv_nsec, logger.id, thread_tag);
 	if (logger.show_level)
 		n += (size_t)snprintf(buf + n, len - n, ":%s", level_names[level]);
 	if (logger.show_origin && n < len)

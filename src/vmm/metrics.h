@@ -14,64 +14,71 @@
 
 #define METRICS_FIELD(name) uint64_t name;
 #define METRICS_NAME(name) #name,
-#define METRICS_STRUCT(type, LIST)                                                           \
-	struct type {                                                                        \
-		LIST(METRICS_FIELD)                                                          \
-	};                                                                                   \
-	extern const char *const type##__names[];                                           \
+#define METRICS_STRUCT(type, LIST)                                                                 \
+	struct type {                                                                              \
+		LIST(METRICS_FIELD)                                                                \
+	};                                                                                         \
+	extern const char *const type##__names[];                                                  \
 	enum { type##__count = sizeof(struct type) / sizeof(uint64_t) }
 #define METRICS_NAMES(type, LIST) const char *const type##__names[] = { LIST(METRICS_NAME) }
 
 /* Firecracker's "uart" */
-#define UART_METRICS(X)                                                                      \
-	X(error_count) X(flush_count) X(missed_read_count) X(missed_write_count) X(read_count) \
-	X(write_count)
+#define UART_METRICS(X)                                                                            \
+	X(error_count)                                                                             \
+	X(flush_count) X(missed_read_count) X(missed_write_count) X(read_count) X(write_count)
 METRICS_STRUCT(uart_metrics, UART_METRICS);
 
 /* Firecracker's "i8042" */
-#define I8042_METRICS(X)                                                                     \
-	X(error_count) X(missed_read_count) X(missed_write_count) X(read_count) X(reset_count) \
-	X(write_count)
+#define I8042_METRICS(X)                                                                           \
+	X(error_count)                                                                             \
+	X(missed_read_count) X(missed_write_count) X(read_count) X(reset_count) X(write_count)
 METRICS_STRUCT(i8042_metrics, I8042_METRICS);
 
 /* Firecracker's "vcpu", summed over the vCPUs; exit_other is Ember's */
-#define VCPU_METRICS(X)                                                                      \
-	X(exit_io_in) X(exit_io_out) X(exit_mmio_read) X(exit_mmio_write) X(failures)          \
-	X(filter_cpuid) X(exit_other)
+#define VCPU_METRICS(X)                                                                            \
+	X(exit_io_in)                                                                              \
+	X(exit_io_out) X(exit_mmio_read) X(exit_mmio_write) X(failures) X(filter_cpuid)            \
+		X(exit_other)
 METRICS_STRUCT(vcpu_metrics, VCPU_METRICS);
 
 /* Firecracker's "vmm"; the unassigned_* counters are Ember's */
-#define VMM_METRICS(X)                                                                       \
-	X(device_events) X(panic_count) X(unassigned_pio_reads) X(unassigned_pio_writes)       \
-	X(unassigned_mmio_reads) X(unassigned_mmio_writes)
+#define VMM_METRICS(X)                                                                             \
+	X(device_events)                                                                           \
+	X(panic_count) X(unassigned_pio_reads) X(unassigned_pio_writes) X(unassigned_mmio_reads)   \
+		X(unassigned_mmio_writes)
 METRICS_STRUCT(vmm_metrics, VMM_METRICS);
 
 /* Firecracker's "api_server"; the connection counters are Ember's */
-#define API_SERVER_METRICS(X)                                                                \
-	X(process_startup_time_us) X(process_startup_time_cpu_us) X(sync_response_fails)       \
-	X(sync_vmm_send_timeout_count) X(connections_accepted) X(connections_rejected)         \
-	X(connections_timed_out) X(parse_errors)
+#define API_SERVER_METRICS(X)                                                                      \
+	X(process_startup_time_us)                                                                 \
+	X(process_startup_time_cpu_us) X(sync_response_fails) X(sync_vmm_send_timeout_count)       \
+		X(connections_accepted) X(connections_rejected) X(connections_timed_out)           \
+			X(parse_errors)
 METRICS_STRUCT(api_server_metrics, API_SERVER_METRICS);
 
 /* Firecracker's "get_api_requests"; metrics_count and vm_config_count are Ember's */
-#define GET_API_METRICS(X)                                                                   \
-	X(instance_info_count) X(machine_cfg_count) X(mmds_count) X(vmm_version_count)         \
-	X(vm_config_count) X(metrics_count) X(fails)
+#define GET_API_METRICS(X)                                                                         \
+	X(instance_info_count)                                                                     \
+	X(machine_cfg_count) X(mmds_count) X(vmm_version_count) X(vm_config_count)                 \
+		X(metrics_count) X(fails)
 METRICS_STRUCT(get_api_metrics, GET_API_METRICS);
 
 /* Firecracker's "put_api_requests" */
-#define PUT_API_METRICS(X)                                                                   \
-	X(actions_count) X(actions_fails) X(boot_source_count) X(boot_source_fails)            \
-	X(drive_count) X(drive_fails) X(logger_count) X(logger_fails) X(machine_cfg_count)     \
-	X(machine_cfg_fails) X(cpu_cfg_count) X(cpu_cfg_fails) X(metrics_count)                \
-	X(metrics_fails) X(network_count) X(network_fails) X(mmds_count) X(mmds_fails)         \
-	X(vsock_count) X(vsock_fails) X(serial_count) X(serial_fails)
+#define PUT_API_METRICS(X)                                                                         \
+	X(actions_count)                                                                           \
+	X(actions_fails) X(boot_source_count) X(boot_source_fails) X(drive_count) X(drive_fails)   \
+		X(logger_count) X(logger_fails) X(machine_cfg_count) X(machine_cfg_fails)          \
+			X(cpu_cfg_count) X(cpu_cfg_fails) X(metrics_count) X(metrics_fails)        \
+				X(network_count) X(network_fails) X(mmds_count) X(mmds_fails)      \
+					X(vsock_count) X(vsock_fails) X(serial_count)              \
+						X(serial_fails)
 METRICS_STRUCT(put_api_metrics, PUT_API_METRICS);
 
 /* Firecracker's "patch_api_requests"; vm_count and vm_fails are Ember's */
-#define PATCH_API_METRICS(X)                                                                 \
-	X(drive_count) X(drive_fails) X(network_count) X(network_fails) X(machine_cfg_count)   \
-	X(machine_cfg_fails) X(mmds_count) X(mmds_fails) X(vm_count) X(vm_fails)
+#define PATCH_API_METRICS(X)                                                                       \
+	X(drive_count)                                                                             \
+	X(drive_fails) X(network_count) X(network_fails) X(machine_cfg_count) X(machine_cfg_fails) \
+		X(mmds_count) X(mmds_fails) X(vm_count) X(vm_fails)
 METRICS_STRUCT(patch_api_metrics, PATCH_API_METRICS);
 
 /* Firecracker's "logger" */
@@ -82,9 +89,10 @@ METRICS_STRUCT(logger_metrics, LOGGER_METRICS);
  * Firecracker's "latencies_us" (the last value seen, in microseconds); instance_start,
  * boot_time and api_request_p50/p99 are Ember's.
  */
-#define LATENCY_METRICS(X)                                                                   \
-	X(pause_vm) X(resume_vm) X(vmm_pause_vm) X(vmm_resume_vm) X(instance_start)            \
-	X(boot_time) X(api_request_p50) X(api_request_p99)
+#define LATENCY_METRICS(X)                                                                         \
+	X(pause_vm)                                                                                \
+	X(resume_vm) X(vmm_pause_vm) X(vmm_resume_vm) X(instance_start) X(boot_time)               \
+		X(api_request_p50) X(api_request_p99)
 METRICS_STRUCT(latency_metrics, LATENCY_METRICS);
 
 /* Firecracker's "signals" */
@@ -106,10 +114,10 @@ struct metrics_group {
 	uint64_t *last;		/* what the last flush wrote, for deltas; count entries */
 };
 
-#define METRICS_GROUP(gname, type, kind, ptr, lastp)                                         \
-	{                                                                                    \
-		gname, type##__names, type##__count, kind, (const uint64_t *)(ptr),         \
-			(uint64_t *)(lastp)                                                  \
+#define METRICS_GROUP(gname, type, kind, ptr, lastp)                                               \
+	{                                                                                          \
+		gname, type##__names, type##__count, kind, (const uint64_t *)(ptr),                \
+			(uint64_t *)(lastp)                                                        \
 	}
 
 /*

@@ -107,7 +107,7 @@ static uint8_t *put_cpus(uint8_t *p, uint32_t nr_vcpus)
 			.apicid = (uint8_t)i,
 			.apicver = MP_APIC_VERSION,
 			.cpuflag = MP_CPU_ENABLED | (i == 0 ? MP_CPU_BSP : 0),
-			.cpufeature = 0x600,	 /* family 6 */
+			.cpufeature = 0x600,  /* family 6 */
 			.featureflag = 0x201, /* FPU, APIC */
 		};
 
@@ -154,8 +154,10 @@ int mptable__write(const struct gmem *gm, uint32_t nr_vcpus)
 	struct mpf_intel mpf = { .signature = { '_', 'M', 'P', '_' } };
 	struct mpc_table hdr = { .signature = { 'P', 'C', 'M', 'P' } };
 	struct mpc_bus bus = { .type = MP_ENTRY_BUS, .bustype = { 'I', 'S', 'A', ' ', ' ', ' ' } };
-	struct mpc_ioapic io = { .type = MP_ENTRY_IOAPIC, .apicver = MP_IOAPIC_VERSION,
-				 .flags = 1, .apicaddr = (uint32_t)LAYOUT_IOAPIC_ADDR };
+	struct mpc_ioapic io = { .type = MP_ENTRY_IOAPIC,
+				 .apicver = MP_IOAPIC_VERSION,
+				 .flags = 1,
+				 .apicaddr = (uint32_t)LAYOUT_IOAPIC_ADDR };
 
 	if (!nr_vcpus || nr_vcpus > 254 || LAYOUT_MPTABLE_ADDR + size > LAYOUT_LOWMEM_END)
 		return error__set(-EINVAL, "MP table: %u vCPUs do not fit", nr_vcpus);
@@ -178,7 +180,8 @@ int mptable__write(const struct gmem *gm, uint32_t nr_vcpus)
 	hdr.oemcount = (uint16_t)(nr_vcpus + 2 + NR_INTSRC + NR_LINTSRC);
 	hdr.lapic = (uint32_t)LAYOUT_LAPIC_ADDR;
 	memcpy(table, &hdr, sizeof(hdr));
-	table[offsetof(struct mpc_table, checksum)] = (uint8_t)-mptable__checksum(table, hdr.length);
+	table[offsetof(struct mpc_table, checksum)] =
+		(uint8_t)-mptable__checksum(table, hdr.length);
 
 	mpf.physptr = (uint32_t)(LAYOUT_MPTABLE_ADDR + sizeof(mpf));
 	mpf.length = 1;

@@ -29,11 +29,11 @@ struct serial {
 	uint8_t thre_pending; /* a THR-empty interrupt is waiting to be read from IIR */
 	uint8_t rx[SERIAL_RX_FIFO];
 	unsigned int rx_head, rx_count;
-	int out_fd;	     /* -1: output discarded */
-	int irq_fd;	     /* eventfd bound to the UART's GSI; -1: none */
-	int rx_ready_fd;     /* eventfd signalled when the RX FIFO has room again; -1: none */
+	int out_fd;	 /* -1: output discarded */
+	int irq_fd;	 /* eventfd bound to the UART's GSI; -1: none */
+	int rx_ready_fd; /* eventfd signalled when the RX FIFO has room again; -1: none */
 	int rx_was_full;
-	int out_kick_fd;     /* eventfd: output is waiting in out_buf; -1: none */
+	int out_kick_fd; /* eventfd: output is waiting in out_buf; -1: none */
 	uint8_t out_buf[SERIAL_OUT_BUF];
 	size_t out_len;
 	struct uart_metrics m; /* write_count: bytes out; read_count: bytes the guest read */

@@ -61,7 +61,8 @@ static int set_cpuid(struct vcpu *vcpu)
 	if (!c)
 		return -ENOMEM;
 	if (ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0)
-		ret = error__set(-errno, "vcpu%u: KVM_SET_CPUID2: %s", vcpu->index, strerror(errno));
+		ret = error__set(-errno, "vcpu%u: KVM_SET_CPUID2: %s", vcpu->index,
+				 strerror(errno));
 	free(c);
 	return ret;
 }
@@ -72,18 +73,23 @@ static int set_msrs(struct vcpu *vcpu)
 		uint32_t index;
 		uint64_t value;
 	} boot_msrs[] = {
-		{ MSR_IA32_SYSENTER_CS, 0 }, { MSR_IA32_SYSENTER_ESP, 0 },
-		{ MSR_IA32_SYSENTER_EIP, 0 }, { MSR_STAR, 0 },
-		{ MSR_CSTAR, 0 },	      { MSR_KERNEL_GS_BASE, 0 },
-		{ MSR_SYSCALL_MASK, 0 },      { MSR_LSTAR, 0 },
-		{ MSR_IA32_TSC, 0 },	      { MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING },
+		{ MSR_IA32_SYSENTER_CS, 0 },
+		{ MSR_IA32_SYSENTER_ESP, 0 },
+		{ MSR_IA32_SYSENTER_EIP, 0 },
+		{ MSR_STAR, 0 },
+		{ MSR_CSTAR, 0 },
+		{ MSR_KERNEL_GS_BASE, 0 },
+		{ MSR_SYSCALL_MASK, 0 },
+		{ MSR_LSTAR, 0 },
+		{ MSR_IA32_TSC, 0 },
+		{ MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING },
 		{ MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WB },
 	};
 	const unsigned int n = sizeof(boot_msrs) / sizeof(boot_msrs[0]);
 	union {
 		struct kvm_msrs hdr;
 		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(boot_msrs) / sizeof(boot_msrs[0]) *
-						     sizeof(struct kvm_msr_entry)];
+								sizeof(struct kvm_msr_entry)];
 	} msrs;
 	int r;
 
@@ -113,7 +119,8 @@ static int set_lint(struct vcpu *vcpu)
 	uint32_t v;
 
 	if (ioctl(vcpu->fd, KVM_GET_LAPIC, &lapic) < 0)
-		return error__set(-errno, "vcpu%u: KVM_GET_LAPIC: %s", vcpu->index, strerror(errno));
+		return error__set(-errno, "vcpu%u: KVM_GET_LAPIC: %s", vcpu->index,
+				  strerror(errno));
 	memcpy(&v, &lapic.regs[APIC_LVT_LINT0], 4);
 	v = lvt_mode(v, APIC_MODE_EXTINT);
 	memcpy(&lapic.regs[APIC_LVT_LINT0], &v, 4);
@@ -121,7 +128,8 @@ static int set_lint(struct vcpu *vcpu)
 	v = lvt_mode(v, APIC_MODE_NMI);
 	memcpy(&lapic.regs[APIC_LVT_LINT1], &v, 4);
 	if (ioctl(vcpu->fd, KVM_SET_LAPIC, &lapic) < 0)
-		return error__set(-errno, "vcpu%u: KVM_SET_LAPIC: %s", vcpu->index, strerror(errno));
+		return error__set(-errno, "vcpu%u: KVM_SET_LAPIC: %s", vcpu->index,
+				  strerror(errno));
 	return 0;
 }
 
@@ -177,10 +185,12 @@ int vcpu__set_boot_regs(struct vcpu *vcpu)
 	struct kvm_sregs sregs;
 
 	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
-		return error__set(-errno, "vcpu%u: KVM_GET_SREGS: %s", vcpu->index, strerror(errno));
+		return error__set(-errno, "vcpu%u: KVM_GET_SREGS: %s", vcpu->index,
+				  strerror(errno));
 	boot_x86__regs(&vcpu->vm->kernel, &regs, &sregs);
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
-		return error__set(-errno, "vcpu%u: KVM_SET_SREGS: %s", vcpu->index, strerror(errno));
+		return error__set(-errno, "vcpu%u: KVM_SET_SREGS: %s", vcpu->index,
+				  strerror(errno));
 	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
 		return error__set(-errno, "vcpu%u: KVM_SET_REGS: %s", vcpu->index, strerror(errno));
 	return 0;
@@ -301,7 +311,8 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	if (vcpu->index == 0)
-		log_debug("first KVM_RUN at %llu us", (unsigned long long)log__wall_us_since_start());
+		log_debug("first KVM_RUN at %llu us",
+			  (unsigned long long)log__wall_us_since_start());
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

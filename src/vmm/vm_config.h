@@ -17,8 +17,8 @@
 #define VM_MAX_MEM_MIB (1024ULL * 1024ULL)
 
 /* Firecracker's default when boot_args is not given. */
-#define VM_DEFAULT_BOOT_ARGS                                                              \
-	"reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux "      \
+#define VM_DEFAULT_BOOT_ARGS                                                                       \
+	"reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux "               \
 	"i8042.dumbkbd swiotlb=noforce"
 
 enum huge_pages {

@@ -166,8 +166,8 @@ static int setup_signals(struct vmm *v)
 	/* blocked here, so every thread inherits it; vCPU threads unblock the kick */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	sigdelset(&set, VCPU_KICK_SIGNAL);
-	v->signal_h = (struct event_handler){ signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK),
-					      on_signal };
+	v->signal_h =
+		(struct event_handler){ signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK), on_signal };
 	if (v->signal_h.fd < 0)
 		return error__set(-errno, "signalfd: %s", strerror(errno));
 	return vcpu__init_signals();
@@ -178,9 +178,9 @@ static int setup_timer(struct vmm *v)
 	struct itimerspec its = { .it_interval = { VMM_METRICS_PERIOD_S, 0 },
 				  .it_value = { VMM_METRICS_PERIOD_S, 0 } };
 
-	v->timer_h = (struct event_handler){ timerfd_create(CLOCK_MONOTONIC,
-							    TFD_CLOEXEC | TFD_NONBLOCK),
-					     on_timer };
+	v->timer_h =
+		(struct event_handler){ timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK),
+					on_timer };
 	if (v->timer_h.fd < 0 || timerfd_settime(v->timer_h.fd, 0, &its, NULL) < 0)
 		return error__set(-errno, "timerfd: %s", strerror(errno));
 	return 0;
@@ -282,9 +282,9 @@ static int watch_vm(struct vmm *v)
 	v->stop_h = (struct event_handler){ v->vm.stop_evt, on_stop };
 	v->rx_ready_h = (struct event_handler){ v->vm.serial_rx_ready_fd, on_rx_ready };
 	v->out_kick_h = (struct event_handler){ v->vm.serial_out_kick_fd, on_out_kick };
-	v->out_timer_h = (struct event_handler){ timerfd_create(CLOCK_MONOTONIC,
-								TFD_CLOEXEC | TFD_NONBLOCK),
-						 on_out_timer };
+	v->out_timer_h =
+		(struct event_handler){ timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK),
+					on_out_timer };
 	if (v->out_timer_h.fd < 0)
 		return error__set(-errno, "timerfd: %s", strerror(errno));
 	ret = event_loop__add(&v->loop, &v->stop_h, EPOLLIN);

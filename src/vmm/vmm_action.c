@@ -15,8 +15,7 @@
 #define MSG_AFTER_START "The requested operation is not supported after starting the microVM."
 #define MSG_BEFORE_START "The requested operation is not supported before starting the microVM."
 
-static void reply_error(struct vmm_reply *r, int status, const char *fmt, ...)
-	LOG_PRINTF(3, 4);
+static void reply_error(struct vmm_reply *r, int status, const char *fmt, ...) LOG_PRINTF(3, 4);
 
 static void reply_error(struct vmm_reply *r, int status, const char *fmt, ...)
 {
