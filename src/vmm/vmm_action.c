@@ -51,10 +51,30 @@ static int apply_now(struct vmm *v, const struct vmm_action *a)
 	}
 }
 
+/* Devices whose configuration is validated but that Ember cannot build yet. */
+static const char *not_yet(enum vmm_resource res)
+{
+	switch (res) {
+	case VMM_RES_DRIVE:
+		return "block devices";
+	case VMM_RES_NET:
+		return "network interfaces";
+	case VMM_RES_VSOCK:
+		return "vsock devices";
+	default:
+		return NULL;
+	}
+}
+
 static void set_config(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
 {
 	if (v->state != INSTANCE_NOT_STARTED) {
 		reply_error(r, 400, MSG_AFTER_START);
+		return;
+	}
+	if (not_yet(a->resource)) {
+		reply_error(r, 400, "the request is valid, but %s are not supported yet",
+			    not_yet(a->resource));
 		return;
 	}
 	error__clear();
