@@ -33,7 +33,7 @@ LIB_SRCS := $(filter-out $(EMBER_MAIN),$(EMBER_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 EMBER_LIB := $(BUILD)/libember.a
 
-.PHONY: all deps test test-all unit-test guest-test fuzz fuzz-smoke bench run clean help
+.PHONY: all deps test test-all unit-test guest-test api-test fuzz fuzz-smoke bench run clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/ember
@@ -79,7 +79,12 @@ test: deps
 	@$(MAKE) --no-print-directory test-all
 
 # The fast layers first, then the images, the bench's own tests, and Linux on the bench.
-test-all: all unit-test guest-test fuzz-smoke guest-images-selftest bench-vm-selftest linux-test
+test-all: all unit-test guest-test api-test fuzz-smoke guest-images-selftest bench-vm-selftest \
+	linux-test
+
+# The API against a live `ember --api-sock`, with the test guest (tests/api/).
+api-test: all $(GUEST_BINS)
+	@$(PYTHON) -m pytest -q tests/api
 
 # Boots the default Linux guest and shows its console (through the bench without vmx/svm).
 run:
@@ -93,6 +98,7 @@ $(BUILD)/bench/spawn: bench/spawn.c
 bench: deps
 	@$(MAKE) --no-print-directory all $(GUEST_BINS) $(BUILD)/bench/spawn
 	@$(PYTHON) bench/startup.py
+	@$(PYTHON) bench/api.py
 	@$(MAKE) --no-print-directory guest-images bench-kernel
 	@$(PYTHON) bench/linux_boot.py
 

@@ -20,6 +20,8 @@ void api__metrics(void *opaque, struct api_metrics *out)
 	out->server.connections_timed_out = st.connections_timed_out;
 	out->server.parse_errors = st.parse_errors;
 	routes__latencies(&a->routes, &out->p50_us, &out->p99_us);
+	out->pause_vm_us = __atomic_load_n(&a->routes.pause_vm_us, __ATOMIC_RELAXED);
+	out->resume_vm_us = __atomic_load_n(&a->routes.resume_vm_us, __ATOMIC_RELAXED);
 }
 
 int api__start(struct api *a, const char *sock_path, size_t max_payload, struct vmm *v,

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "api/config_internal.h"
+#include "api/utf8.h"
 #include "vmm/log.h"
 
 #define BOOT_ARGS_MAX 4095
@@ -617,6 +618,9 @@ static int check_text(const char *label, const char *json, size_t len, size_t en
 	pos = scan_text(json, len, &nul_string);
 	if (pos < len)
 		return bad_json(label, json, pos, ": control character");
+	pos = utf8__check(json, len);
+	if (pos < len)
+		return bad_json(label, json, pos, ": not valid UTF-8");
 	if (!cJSON_IsObject(root))
 		return error__set(-EINVAL, "%s: top level must be an object, got %s", label,
 				  json_type_name(root));
@@ -626,7 +630,7 @@ static int check_text(const char *label, const char *json, size_t len, size_t en
 }
 
 /* On success *out is an object that passed check_text(); label names the document. */
-static int parse_json(const char *label, const char *json, size_t len, cJSON **out)
+int config__parse_json(const char *label, const char *json, size_t len, cJSON **out)
 {
 	const char *end = json;
 	size_t pos = 0;
@@ -658,7 +662,7 @@ int config__parse_body(void *obj, const struct section *sec, const char *json, s
 	cJSON *root = NULL;
 	int ret;
 
-	ret = parse_json(sec->label, json, len, &root);
+	ret = config__parse_json(sec->label, json, len, &root);
 	if (ret)
 		return ret;
 	ret = config__parse_object(obj, sec, root, "");
@@ -706,7 +710,7 @@ int config__parse(struct vm_config *cfg, const char *json, size_t len)
 	cJSON *root = NULL;
 	int ret;
 
-	ret = parse_json(top_section.label, json, len, &root);
+	ret = config__parse_json(top_section.label, json, len, &root);
 	if (ret)
 		return ret;
 	ret = config__parse_object(cfg, &top_section, root, "");

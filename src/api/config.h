@@ -79,6 +79,13 @@ int config__patch_drive(struct vm_config *cfg, const char *id, const char *json,
 			unsigned int *changed);
 int config__patch_net(struct vm_config *cfg, const char *id, const char *json, size_t len,
 		      unsigned int *changed);
+/*
+ * A body that is one field holding one of a few strings, like PUT /actions
+ * {"action_type": "InstanceStart"}: parsed as strictly as the config file, the only field
+ * allowed being key. *index is the choice given. -EINVAL with a message otherwise.
+ */
+int config__parse_choice(const char *label, const char *json, size_t len, const char *key,
+			 const char *const *choices, size_t n, int *index);
 /* An API id: 1..64 of [A-Za-z0-9_-]; -EINVAL with a message naming what. */
 int config__check_id(const char *what, const char *id);
 

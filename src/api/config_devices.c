@@ -763,3 +763,53 @@ int config__apply_body(struct vm_config *cfg, enum config_body kind, const char 
 		*(bool *)((char *)cfg + b->has) = true;
 	return 0;
 }
+
+static int choice_error(const char *label, const char *key, const char *const *choices, size_t n)
+{
+	char list[256] = "";
+	size_t used = 0;
+
+	for (size_t i = 0; i < n && used < sizeof(list); i++)
+		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s\"%s\"",
+					 i ? (i + 1 == n ? " or " : ", ") : "", choices[i]);
+	(void)label;
+	return error__set(-EINVAL, "%s: must be %s", key, list);
+}
+
+int config__parse_choice(const char *label, const char *json, size_t len, const char *key,
+			 const char *const *choices, size_t n, int *index)
+{
+	cJSON *root = NULL;
+	const cJSON *item;
+	int ret = config__parse_json(label, json, len, &root);
+
+	if (ret)
+		return ret;
+	ret = -EINVAL;
+	cJSON_ArrayForEach(item, root) {
+		if (strcmp(item->string, key)) {
+			error__set(-EINVAL, "%s: unknown field \"%.64s\"", label, item->string);
+			goto out;
+		}
+		if (item != cJSON_GetObjectItemCaseSensitive(root, key)) {
+			error__set(-EINVAL, "%s: duplicate field \"%s\"", label, key);
+			goto out;
+		}
+	}
+	item = cJSON_GetObjectItemCaseSensitive(root, key);
+	if (!item) {
+		error__set(-EINVAL, "%s: missing required field", key);
+		goto out;
+	}
+	for (size_t i = 0; cJSON_IsString(item) && i < n; i++) {
+		if (!strcmp(item->valuestring, choices[i])) {
+			*index = (int)i;
+			ret = 0;
+			goto out;
+		}
+	}
+	choice_error(label, key, choices, n);
+out:
+	cJSON_Delete(root);
+	return ret;
+}

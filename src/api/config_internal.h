@@ -162,6 +162,12 @@ static inline const char *json_type_name(const cJSON *item)
 int config__parse_object(void *obj, const struct section *sec, const cJSON *json, const char *path);
 /* An API body (len bytes) into obj: the same checks as the config file, messages by label. */
 int config__parse_body(void *obj, const struct section *sec, const char *json, size_t len);
+/*
+ * Parses a JSON document with the config file's strictness (nothing after the value, no
+ * control characters, no \u0000 in strings, valid UTF-8, an object at the top). label
+ * starts the error message. On success *out is the object, for the caller to cJSON_Delete.
+ */
+int config__parse_json(const char *label, const char *json, size_t len, cJSON **out);
 /* Frees every string the object holds (lists: up to their count) and NULLs it. */
 void config__free_object(void *obj, const struct section *sec);
 /* Adds the object's members to o, in table order. */

@@ -546,7 +546,8 @@ int http__format_head(char *buf, size_t size, const struct http_response *resp, 
 		return -ENOSPC;
 	if (resp->status != 204)
 		m = snprintf(buf + n, size - (size_t)n,
-			     "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+			     "Content-Type: %s\r\nContent-Length: %zu\r\n",
+			     resp->content_type ? resp->content_type : "application/json",
 			     http__body_len(resp));
 	if (m < 0 || (size_t)(n + m) + 2 >= size)
 		return -ENOSPC;

@@ -65,6 +65,10 @@ struct http_response {
 	bool close;	  /* close the connection after this response */
 	/* "Allow: <allow>" for a 405: static, "GET, PUT"; over 64 bytes or not A-Z/", ": omitted */
 	const char *allow;
+	/* a static Content-Type; NULL: application/json */
+	const char *content_type;
+	/* the request was HEAD: headers as for GET, but no body is sent */
+	bool head_only;
 };
 
 enum http_parse_result {

@@ -217,6 +217,7 @@ static int get_metrics_text(struct api_routes *r, struct http_response *resp)
 	resp->status = 200;
 	resp->body = reply.text;
 	resp->body_len = 0;
+	resp->content_type = "text/plain; version=0.0.4";
 	return 0;
 }
 
@@ -281,7 +282,7 @@ static int change_config(struct api_routes *r, const struct http_request *req, e
 	int ret;
 
 	if (!req->body_len)
-		return http__set_fault(resp, 400, "the request body is empty"), -1;
+		return http__set_fault(resp, 400, "the request body is empty: send a JSON object"), -1;
 	if (config__copy(&next, &r->cfg))
 		return http__set_fault(resp, 500, "out of memory"), -1;
 	if (parse_into(&next, req, route, id, &a.resource, &a.changed)) {
@@ -310,36 +311,21 @@ static int change_config(struct api_routes *r, const struct http_request *req, e
 }
 
 /* {"<key>": "<one of choices>"} and nothing else; the index of the choice, or -1. */
-static int one_choice(const struct http_request *req, const char *key, const char *const *choices,
-		      size_t n, struct http_response *resp)
+static int one_choice(const struct http_request *req, const char *label, const char *key,
+		      const char *const *choices, size_t n, struct http_response *resp)
 {
-	cJSON *o = cJSON_ParseWithLength(req->body, req->body_len);
-	const cJSON *item;
-	int found = -1;
+	int i = -1;
 
-	if (!cJSON_IsObject(o)) {
-		http__set_fault(resp, 400, "the request body must be a JSON object");
-		goto out;
+	error__clear();
+	if (!req->body_len) {
+		http__set_fault(resp, 400, "the request body is empty: send a JSON object");
+		return -1;
 	}
-	cJSON_ArrayForEach (item, o) {
-		if (strcmp(item->string, key)) {
-			http__set_fault(resp, 400, "unknown field \"%.64s\"", item->string);
-			goto out;
-		}
+	if (config__parse_choice(label, req->body, req->body_len, key, choices, n, &i)) {
+		http__set_fault(resp, 400, "%s", body_error());
+		return -1;
 	}
-	item = cJSON_GetObjectItemCaseSensitive(o, key);
-	for (size_t i = 0; cJSON_IsString(item) && i < n; i++) {
-		if (!strcmp(item->valuestring, choices[i]))
-			found = (int)i;
-	}
-	if (found < 0)
-		http__set_fault(
-			resp, 400, "%s: must be %s", key,
-			n == 2 ? "\"Paused\" or \"Resumed\""
-			       : "\"InstanceStart\", \"SendCtrlAltDel\" or \"FlushMetrics\"");
-out:
-	cJSON_Delete(o);
-	return found;
+	return i;
 }
 
 static int put_action(struct api_routes *r, const struct http_request *req,
@@ -351,7 +337,7 @@ static int put_action(struct api_routes *r, const struct http_request *req,
 						      VMM_ACTION_FLUSH_METRICS };
 	struct vmm_action a = { 0 };
 	struct vmm_reply reply;
-	int i = one_choice(req, "action_type", names, 3, resp);
+	int i = one_choice(req, "actions", "action_type", names, 3, resp);
 
 	if (i < 0)
 		return -1;
@@ -368,13 +354,17 @@ static int patch_vm(struct api_routes *r, const struct http_request *req,
 	static const char *const states[] = { "Paused", "Resumed" };
 	struct vmm_action a = { 0 };
 	struct vmm_reply reply;
-	int i = one_choice(req, "state", states, 2, resp);
+	int i = one_choice(req, "vm", "state", states, 2, resp);
 
 	if (i < 0)
 		return -1;
+	uint64_t t0 = now_us();
+
 	a.type = i == 0 ? VMM_ACTION_PAUSE : VMM_ACTION_RESUME;
 	if (call_vmm(r, &a, &reply, resp))
 		return -1;
+	__atomic_store_n(i == 0 ? &r->pause_vm_us : &r->resume_vm_us, now_us() - t0,
+			 __ATOMIC_RELAXED);
 	resp->status = 204;
 	return 0;
 }

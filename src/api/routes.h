@@ -28,6 +28,7 @@ struct api_routes {
 	struct put_api_metrics put_m;
 	struct patch_api_metrics patch_m;
 	struct api_server_metrics server_m;
+	uint64_t pause_vm_us, resume_vm_us;
 
 	pthread_mutex_t lat_lock;
 	uint64_t lat_us[API_LATENCY_WINDOW]; /* the latest requests' latencies */

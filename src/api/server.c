@@ -167,7 +167,7 @@ static void queue_response(struct api_client *c, struct http_response *resp, boo
 		n = http__format_head(c->head, sizeof(c->head), resp, keep_alive);
 	}
 	c->head_len = (size_t)n;
-	c->body_len = http__body_len(resp);
+	c->body_len = resp->head_only ? 0 : http__body_len(resp);
 	c->body = resp->body;
 	if (!c->body_len) {
 		free(c->body);
@@ -205,6 +205,8 @@ static void handle_request(struct api_client *c)
 		resp.status = 500;
 	}
 	log_debug("API: %s %s -> %d", req->method_name, req->path, resp.status);
+	/* RFC 9110 9.3.2: a response to HEAD has the headers of a GET, never a body */
+	resp.head_only = !strcmp(req->method_name, "HEAD");
 	queue_response(c, &resp, req->keep_alive && !resp.close);
 }
 

@@ -69,6 +69,11 @@ static char *finish(struct buf *b)
 	return b->s;
 }
 
+static bool is_gauge(const struct metrics_group *grp, size_t i)
+{
+	return grp->kind == METRICS_GAUGE || (i < 64 && (grp->gauges & (1ULL << i)));
+}
+
 char *metrics__to_json(struct metrics_group *groups, size_t n, uint64_t utc_ms)
 {
 	struct buf b = { 0 };
@@ -81,7 +86,7 @@ char *metrics__to_json(struct metrics_group *groups, size_t n, uint64_t utc_ms)
 		for (size_t i = 0; i < grp->count; i++) {
 			uint64_t v = grp->values[i];
 
-			if (grp->kind == METRICS_COUNTER && grp->last) {
+			if (grp->kind == METRICS_COUNTER && grp->last && !is_gauge(grp, i)) {
 				uint64_t d = v - grp->last[i];
 
 				grp->last[i] = v;
@@ -101,9 +106,10 @@ char *metrics__to_prometheus(const struct metrics_group *groups, size_t n)
 
 	for (size_t g = 0; g < n; g++) {
 		const struct metrics_group *grp = &groups[g];
-		const char *type = grp->kind == METRICS_COUNTER ? "counter" : "gauge";
 
 		for (size_t i = 0; i < grp->count; i++) {
+			const char *type = is_gauge(grp, i) ? "gauge" : "counter";
+
 			append(&b, "# TYPE ember_%s_%s %s\nember_%s_%s %" PRIu64 "\n", grp->name,
 			       grp->names[i], type, grp->name, grp->names[i], grp->values[i]);
 		}

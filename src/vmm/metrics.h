@@ -55,6 +55,8 @@ METRICS_STRUCT(vmm_metrics, VMM_METRICS);
 		X(connections_accepted) X(connections_rejected) X(connections_timed_out)           \
 			X(parse_errors)
 METRICS_STRUCT(api_server_metrics, API_SERVER_METRICS);
+/* process_startup_time_us and _cpu_us are values, reported whole in every flush */
+#define API_SERVER_GAUGES 0x3ULL
 
 /* Firecracker's "get_api_requests"; metrics_count and vm_config_count are Ember's */
 #define GET_API_METRICS(X)                                                                         \
@@ -112,12 +114,13 @@ struct metrics_group {
 	enum metrics_kind kind;
 	const uint64_t *values; /* count counters, contiguous */
 	uint64_t *last;		/* what the last flush wrote, for deltas; count entries */
+	uint64_t gauges;	/* in a counter group, bit i: counter i is a value (a gauge) */
 };
 
 #define METRICS_GROUP(gname, type, kind, ptr, lastp)                                               \
 	{                                                                                          \
 		gname, type##__names, type##__count, kind, (const uint64_t *)(ptr),                \
-			(uint64_t *)(lastp)                                                        \
+			(uint64_t *)(lastp), 0                                                     \
 	}
 
 /*

@@ -28,6 +28,7 @@ struct api_metrics {
 	struct put_api_metrics put;
 	struct patch_api_metrics patch;
 	uint64_t p50_us, p99_us;
+	uint64_t pause_vm_us, resume_vm_us; /* the last PATCH /vm, as the API client saw it */
 };
 
 struct vmm_metrics_sources {

@@ -66,6 +66,8 @@ static void take(struct vmm *v, struct snapshot *s)
 		s->patch_api = a.patch;
 		s->lat.api_request_p50 = a.p50_us;
 		s->lat.api_request_p99 = a.p99_us;
+		s->lat.pause_vm = a.pause_vm_us;
+		s->lat.resume_vm = a.resume_vm_us;
 	}
 }
 
@@ -96,6 +98,7 @@ static void groups(struct vmm *v, struct snapshot *s, struct metrics_group *g)
 		g[i].last = &v->last[used];
 		used += g[i].count;
 	}
+	g[0].gauges = API_SERVER_GAUGES;
 }
 
 int vmm__flush_metrics(struct vmm *v)
