@@ -189,8 +189,8 @@ def write_results(res):
                       "Ember writes the console out a line at a time (src/vmm/serial.h), "
                       "where QEMU's chardev writes each byte as it comes. On the nested bench, "
                       "where exits and system calls are slow, we take that to be most of the "
-                      "kernel phase's difference (not measured apart; with `quiet` the gap "
-                      "shrinks). QEMU's microvm has no i8042, whose probe Ember's guest pays for."]
+                      "kernel phase's difference (not measured apart). "
+                      "QEMU's microvm has no i8042, whose probe Ember's guest pays for."]
     api = res.get("ember_api")
     if api and api["instance_start_to_boot_ms"]:
         lines += ["", "Ember driven through the API (--api-sock; PUT boot-source and "
