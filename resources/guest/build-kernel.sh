@@ -62,16 +62,7 @@ key_inputs() {
 key=$(key_inputs "$@" | short_hash)
 out="$EMBER_CACHE/kernel/$name-$key"
 
-if [ "$path_only" = 1 ]; then
-	echo "$out"
-	exit 0
-fi
-if [ -f "$out/vmlinux" ] && [ -f "$out/bzImage" ]; then
-	note "cached: $out"
-	touch "$out" 2>/dev/null || true
-	echo "$out"
-	exit 0
-fi
+cache_answer "$path_only" "$out" vmlinux bzImage
 
 # ---- one kernel build at a time: each uses every core ----
 mkdir -p "$EMBER_CACHE/locks" "$EMBER_CACHE/tmp" "$EMBER_CACHE/kernel" "$EMBER_CACHE/logs" ||

@@ -41,16 +41,7 @@ key=$({
 } | short_hash)
 out="$EMBER_CACHE/rootfs/$name-$key"
 
-if [ "$path_only" = 1 ]; then
-	echo "$out"
-	exit 0
-fi
-if [ -f "$out/initramfs.cpio.gz" ] && [ -f "$out/rootfs.ext4" ]; then
-	note "cached: $out"
-	touch "$out" 2>/dev/null || true
-	echo "$out"
-	exit 0
-fi
+cache_answer "$path_only" "$out" initramfs.cpio.gz rootfs.ext4
 
 need_cmd "check tools" mkfs.ext4 e2fsprogs
 mkdir -p "$EMBER_CACHE/tmp" "$EMBER_CACHE/rootfs" || die "create cache" "cannot create directories under $EMBER_CACHE"

@@ -24,6 +24,25 @@ die() {
 	exit 1
 }
 
+# cache_answer PATH_ONLY OUT FILE...: when only the path is asked for, print OUT and
+# exit; when OUT already holds every FILE, say so, print OUT and exit. Else return.
+cache_answer() {
+	path_only=$1
+	out=$2
+	shift 2
+	if [ "$path_only" = 1 ]; then
+		echo "$out"
+		exit 0
+	fi
+	for f in "$@"; do
+		[ -f "$out/$f" ] || return 0
+	done
+	note "cached: $out"
+	touch "$out" 2>/dev/null || true
+	echo "$out"
+	exit 0
+}
+
 # sha256 of stdin, first 16 hex digits (64 bits is plenty for a handful of entries).
 short_hash() { sha256sum | cut -c1-16; }
 
