@@ -19,6 +19,8 @@ METRICS_NAMES(patch_api_metrics, PATCH_API_METRICS);
 METRICS_NAMES(logger_metrics, LOGGER_METRICS);
 METRICS_NAMES(latency_metrics, LATENCY_METRICS);
 METRICS_NAMES(signal_metrics, SIGNAL_METRICS);
+METRICS_NAMES(block_metrics, BLOCK_METRICS);
+METRICS_NAMES(virtio_metrics, VIRTIO_METRICS);
 
 /* A growing string; on allocation failure it stays NULL and further appends do nothing. */
 struct buf {

@@ -97,6 +97,18 @@ METRICS_STRUCT(logger_metrics, LOGGER_METRICS);
 		X(api_request_p50) X(api_request_p99)
 METRICS_STRUCT(latency_metrics, LATENCY_METRICS);
 
+/* Firecracker's "block" (summed over the drives) */
+#define BLOCK_METRICS(X)                                                                           \
+	X(activate_fails) X(cfg_fails) X(no_avail_buffer) X(event_fails) X(execute_fails)          \
+	X(invalid_reqs_count) X(flush_count) X(queue_event_count) X(rate_limiter_event_count)      \
+	X(update_count) X(update_fails) X(read_bytes) X(write_bytes) X(read_count) X(write_count) \
+	X(rate_limiter_throttled_events) X(io_engine_throttled_events)
+METRICS_STRUCT(block_metrics, BLOCK_METRICS);
+
+/* Ember's own: the virtio-mmio transports, summed over the devices */
+#define VIRTIO_METRICS(X) X(queue_notifies) X(interrupts) X(needs_reset) X(bad_register_accesses)
+METRICS_STRUCT(virtio_metrics, VIRTIO_METRICS);
+
 /* Firecracker's "signals" */
 #define SIGNAL_METRICS(X) X(sigbus) X(sigsegv) X(sigxfsz) X(sigxcpu) X(sigpipe) X(sighup) X(sigill)
 METRICS_STRUCT(signal_metrics, SIGNAL_METRICS);

@@ -14,6 +14,7 @@
 
 #include "vmm/layout.h"
 #include "vmm/log.h"
+#include "virtio/blk.h"
 #include "vmm/mptable.h"
 #include "vmm/vcpu.h"
 
@@ -198,17 +199,89 @@ static size_t init_args_offset(const char *args)
 	return n;
 }
 
+uint64_t vm__device_base(unsigned int slot)
+{
+	return LAYOUT_VIRTIO_MMIO_START + slot * LAYOUT_VIRTIO_MMIO_SIZE;
+}
+
+uint32_t vm__device_irq(unsigned int slot)
+{
+	return LAYOUT_VIRTIO_IRQ_FIRST + slot;
+}
+
+/* What Ember adds: its devices for virtio_mmio's command-line discovery, the root. */
+static int ember_params(const struct vm_config *cfg, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (unsigned int i = 0; i < cfg->nr_drives; i++)
+		n += (size_t)snprintf(buf + n, size - n, "virtio_mmio.device=4K@0x%llx:%u ",
+				      (unsigned long long)vm__device_base(i), vm__device_irq(i));
+	if (cfg->nr_drives && cfg->drives[0].is_root_device) {
+		const struct drive_config *d = &cfg->drives[0];
+
+		if (d->partuuid)
+			n += (size_t)snprintf(buf + n, size - n, "root=PARTUUID=%s ", d->partuuid);
+		else
+			n += (size_t)snprintf(buf + n, size - n, "root=/dev/vda ");
+		n += (size_t)snprintf(buf + n, size - n, "%s ", d->is_read_only ? "ro" : "rw");
+	}
+	n += (size_t)snprintf(buf + n, size - n, "%s", EMBER_CMDLINE_SUFFIX);
+	return n < size ? 0 : -E2BIG;
+}
+
+static int setup_drives(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->cfg->nr_drives; i++) {
+		uint64_t base = vm__device_base(i);
+		int ret = virtio_blk__create(&vm->blks[i], &vm->cfg->drives[i], vm->fd, &vm->gmem,
+					     base, vm__device_irq(i));
+
+		if (ret)
+			return ret;
+		vm->nr_blks = i + 1;
+		ret = bus__register(&vm->mmio, base, LAYOUT_VIRTIO_MMIO_SIZE, &virtio_mmio__bus_ops,
+				    &vm->blks[i]->t, "virtio-blk");
+		if (ret)
+			return error__set(ret, "cannot place drive %s", vm->cfg->drives[i].drive_id);
+	}
+	return 0;
+}
+
+int vm__watch_devices(struct vm *vm, struct event_loop *loop)
+{
+	for (unsigned int i = 0; i < vm->nr_blks; i++) {
+		int ret = virtio_blk__watch(vm->blks[i], loop);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+struct virtio_blk *vm__find_drive(struct vm *vm, const char *id)
+{
+	for (unsigned int i = 0; i < vm->nr_blks; i++) {
+		if (!strcmp(vm->blks[i]->id, id))
+			return vm->blks[i];
+	}
+	return NULL;
+}
+
 int vm__build_cmdline(const struct vm_config *cfg, char **out)
 {
 	const char *args = cfg->boot.boot_args ? cfg->boot.boot_args : VM_DEFAULT_BOOT_ARGS;
 	size_t split = init_args_offset(args), head = split;
+	char ours[1024];
 	char *s;
 	int n;
 
+	if (ember_params(cfg, ours, sizeof(ours)))
+		return -E2BIG;
 	/* Ember's own parameters go before "--": everything after it is init's */
 	while (head && isspace((unsigned char)args[head - 1]))
 		head--;
-	n = asprintf(&s, "%.*s%s%s%s%s", (int)head, args, head ? " " : "", EMBER_CMDLINE_SUFFIX,
+	n = asprintf(&s, "%.*s%s%s%s%s", (int)head, args, head ? " " : "", ours,
 		     args[split] ? " " : "", args + split);
 	if (n < 0)
 		return -ENOMEM;
@@ -304,8 +377,8 @@ int vm__check_config(const struct vm_config *cfg)
 {
 	if (!cfg->boot.kernel_image_path)
 		return error__set(-EINVAL, "no kernel: configure boot-source first");
-	if (cfg->nr_drives)
-		return error__set(-ENOTSUP, "drives: block devices are not supported yet");
+	if (cfg->nr_drives > LAYOUT_VIRTIO_IRQ_LAST - LAYOUT_VIRTIO_IRQ_FIRST + 1)
+		return error__set(-EINVAL, "drives: too many devices");
 	if (cfg->nr_net)
 		return error__set(-ENOTSUP,
 				  "network-interfaces: network interfaces are not supported yet");
@@ -335,6 +408,8 @@ int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_optio
 		ret = create_irqchip(vm);
 	if (!ret)
 		ret = setup_legacy_devices(vm);
+	if (!ret)
+		ret = setup_drives(vm);
 	if (!ret)
 		ret = load_kernel(vm);
 	if (!ret)
@@ -474,6 +549,9 @@ static void close_fd(int *fd)
 static void free_userspace(struct vm *vm)
 {
 	vm__stop_vcpus(vm);
+	for (unsigned int i = 0; i < vm->nr_blks; i++)
+		virtio_blk__destroy(vm->blks[i]);
+	vm->nr_blks = 0;
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	vm->nr_started = 0;

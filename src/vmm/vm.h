@@ -21,6 +21,8 @@
 #include "vmm/vm_config.h"
 
 struct vcpu;
+struct virtio_blk;
+struct event_loop;
 
 enum vm_stop_reason {
 	VM_STOP_NONE,
@@ -70,6 +72,8 @@ struct vm {
 	int i8042_irq_fd;
 	struct boot_timer boot_timer;
 	struct debug_exit debug_exit;
+	struct virtio_blk *blks[VM_MAX_DRIVES];
+	unsigned int nr_blks;
 
 	/* stopping: the first vCPU or signal to ask wins */
 	pthread_mutex_t stop_lock;
@@ -85,6 +89,13 @@ struct vm {
 	uint32_t nr_parked;
 };
 
+/* Where virtio-mmio device slot i lives, and its IRQ (layout.h). */
+uint64_t vm__device_base(unsigned int slot);
+uint32_t vm__device_irq(unsigned int slot);
+/* Adds the devices' event sources (queue kicks, completions, timers) to the VMM loop. */
+int vm__watch_devices(struct vm *vm, struct event_loop *loop);
+/* The drive with this id, or NULL. */
+struct virtio_blk *vm__find_drive(struct vm *vm, const char *id);
 /* Refuses what Ember cannot build yet (devices to come), naming it; 0 or -errno. */
 int vm__check_config(const struct vm_config *cfg);
 /* Opens KVM, creates the VM, memory, devices and vCPUs, and loads the kernel. */

@@ -294,6 +294,8 @@ static int watch_vm(struct vmm *v)
 		ret = event_loop__add(&v->loop, &v->out_kick_h, EPOLLIN);
 	if (!ret)
 		ret = event_loop__add(&v->loop, &v->out_timer_h, EPOLLIN);
+	if (!ret)
+		ret = vm__watch_devices(&v->vm, &v->loop);
 	if (!ret && v->tty_raw) {
 		v->stdin_h = (struct event_handler){ STDIN_FILENO, on_stdin };
 		ret = event_loop__add(&v->loop, &v->stdin_h, EPOLLIN);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/config.h"
+#include "virtio/blk.h"
 #include "vmm/log.h"
 #include "vmm/vmm.h"
 
@@ -55,8 +56,6 @@ static int apply_now(struct vmm *v, const struct vmm_action *a)
 static const char *not_yet(enum vmm_resource res)
 {
 	switch (res) {
-	case VMM_RES_DRIVE:
-		return "block devices";
 	case VMM_RES_NET:
 		return "network interfaces";
 	case VMM_RES_VSOCK:
@@ -88,16 +87,47 @@ static void set_config(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
 	r->status = 204;
 }
 
-static void patch_device(struct vmm *v, const struct vmm_action *a, struct vmm_reply *r)
+static const struct drive_config *find_drive_config(const struct vm_config *cfg, const char *id)
+{
+	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
+		if (!strcmp(cfg->drives[i].drive_id, id))
+			return &cfg->drives[i];
+	}
+	return NULL;
+}
+
+static void patch_drive(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
+{
+	const struct drive_config *d = find_drive_config(&a->cfg, a->device_id);
+	struct virtio_blk *b = vm__find_drive(&v->vm, a->device_id);
+
+	if (!d || !b) {
+		reply_error(r, 400, "drive %s: no such drive", a->device_id);
+		return;
+	}
+	error__clear();
+	if (virtio_blk__update(b, d, a->changed)) {
+		reply_error(r, 400, "drive %s: %s", a->device_id, error__get());
+		return;
+	}
+	config__free(&v->cfg);
+	v->cfg = a->cfg;
+	memset(&a->cfg, 0, sizeof(a->cfg));
+	r->status = 204;
+}
+
+static void patch_device(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
 {
 	if (v->state == INSTANCE_NOT_STARTED) {
 		reply_error(r, 400, MSG_BEFORE_START);
 		return;
 	}
-	/* no VM can have devices yet: vm__check_config refuses them at InstanceStart */
-	reply_error(r, 400, "%s %s: %s are not supported yet",
-		    a->resource == VMM_RES_DRIVE ? "drive" : "network interface", a->device_id,
-		    a->resource == VMM_RES_DRIVE ? "block devices" : "network interfaces");
+	if (a->resource == VMM_RES_DRIVE) {
+		patch_drive(v, a, r);
+		return;
+	}
+	reply_error(r, 400, "network interface %s: network interfaces are not supported yet",
+		    a->device_id);
 }
 
 static void instance_start(struct vmm *v, struct vmm_reply *r)

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "virtio/blk.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vmm.h"
@@ -25,9 +26,11 @@ struct snapshot {
 	struct get_api_metrics get_api;
 	struct put_api_metrics put_api;
 	struct patch_api_metrics patch_api;
+	struct block_metrics block;
+	struct virtio_metrics virtio;
 };
 
-#define NR_GROUPS 11
+#define NR_GROUPS 13
 
 static void take_vm(struct vmm *v, struct snapshot *s)
 {
@@ -38,6 +41,12 @@ static void take_vm(struct vmm *v, struct snapshot *s)
 	for (uint32_t i = 0; i < vm->nr_started; i++)
 		metrics__add((uint64_t *)&s->vcpu, (const uint64_t *)&vm->vcpus[i].m,
 			     vcpu_metrics__count);
+	for (unsigned int i = 0; i < vm->nr_blks; i++)
+		metrics__add((uint64_t *)&s->block, (const uint64_t *)&vm->blks[i]->m,
+			     block_metrics__count);
+	for (unsigned int i = 0; i < vm->nr_blks; i++)
+		metrics__add((uint64_t *)&s->virtio, (const uint64_t *)&vm->blks[i]->t.m,
+			     virtio_metrics__count);
 	metrics__copy(&s->uart, &vm->serial.m, sizeof(s->uart));
 	metrics__copy(&s->i8042, &vm->i8042.m, sizeof(s->i8042));
 	s->vmm.unassigned_pio_reads = vm->pio.unassigned_reads;
@@ -85,6 +94,8 @@ static void groups(struct vmm *v, struct snapshot *s, struct metrics_group *g)
 			      &s->patch_api, NULL),
 		METRICS_GROUP("i8042", i8042_metrics, METRICS_COUNTER, &s->i8042, NULL),
 		METRICS_GROUP("uart", uart_metrics, METRICS_COUNTER, &s->uart, NULL),
+		METRICS_GROUP("block", block_metrics, METRICS_COUNTER, &s->block, NULL),
+		METRICS_GROUP("virtio", virtio_metrics, METRICS_COUNTER, &s->virtio, NULL),
 		METRICS_GROUP("vcpu", vcpu_metrics, METRICS_COUNTER, &s->vcpu, NULL),
 		METRICS_GROUP("vmm", vmm_metrics, METRICS_COUNTER, &s->vmm, NULL),
 		METRICS_GROUP("logger", logger_metrics, METRICS_COUNTER, &s->logger, NULL),

@@ -36,6 +36,44 @@ SERIAL_PATTERN = (
 )
 
 
+# The virtio-blk disk patterns (tests/guest/virtio.h, docs/test-guest.md): byte k of
+# sector s is (s * mul + add + k) & 0xff. The host fills disks with HOST_PATTERN; the
+# virtio_blk test writes GUEST_PATTERN to sectors 2 and 3 of each writable drive.
+SECTOR = 512
+HOST_PATTERN = (7, 0)
+GUEST_PATTERN = (13, 1)
+_RAMP = bytes(range(256)) * 2 + bytes(range(256))
+
+
+def sector_pattern(sector, pattern=HOST_PATTERN):
+    """The 512 bytes of `sector` under `pattern` (mul, add)."""
+    mul, add = pattern
+    start = (sector * mul + add) & 0xFF
+    return _RAMP[start:start + SECTOR]
+
+
+def disk_pattern(sectors, pattern=HOST_PATTERN, first=0):
+    """Sectors [first, first + sectors) of a disk filled with `pattern`."""
+    return b"".join(sector_pattern(s, pattern) for s in range(first, first + sectors))
+
+
+def make_disk(path, sectors):
+    """Writes a disk image of `sectors` sectors holding the host pattern; returns its path."""
+    Path(path).write_bytes(disk_pattern(sectors))
+    return Path(path)
+
+
+def drive(drive_id, path, read_only=False, root=False, cache_type=None, io_engine=None):
+    """One entry of the config's "drives" list (Firecracker's schema)."""
+    d = {"drive_id": drive_id, "path_on_host": str(path), "is_root_device": root,
+         "is_read_only": read_only}
+    if cache_type is not None:
+        d["cache_type"] = cache_type
+    if io_engine is not None:
+        d["io_engine"] = io_engine
+    return d
+
+
 def image(name):
     """Path of a guest image in the build directory, e.g. image("guest.elf")."""
     return GUEST_DIR / name
@@ -81,8 +119,8 @@ class Result:
         assert self.summary() == (len(tests), 0), self.explain()
 
 
-def make_config(kernel, boot_args, vcpus, mem_mib):
-    return {
+def make_config(kernel, boot_args, vcpus, mem_mib, drives=None):
+    config = {
         "boot-source": {
             "kernel_image_path": str(kernel),
             "boot_args": boot_args,
@@ -90,16 +128,21 @@ def make_config(kernel, boot_args, vcpus, mem_mib):
         },
         "machine-config": {"vcpu_count": vcpus, "mem_size_mib": mem_mib},
     }
+    if drives is not None:
+        config["drives"] = list(drives)
+    return config
 
 
 def run(kernel=None, boot_args="tests=hello", vcpus=1, mem_mib=128, debug_exit=False,
-        boot_timer=False, extra_args=(), timeout=TIMEOUT, config=None, check_fast=True):
+        boot_timer=False, extra_args=(), timeout=TIMEOUT, config=None, check_fast=True,
+        drives=None):
     """Boots `kernel` (default: guest.elf) under Ember and waits for it to stop.
 
-    `config` replaces the generated config entirely. With `check_fast`, a run that takes
-    longer than SLOW seconds fails the calling test."""
+    `drives` is the config's "drives" list (see `drive()`). `config` replaces the generated
+    config entirely. With `check_fast`, a run that takes longer than SLOW seconds fails the
+    calling test."""
     if config is None:
-        config = make_config(kernel or image("guest.elf"), boot_args, vcpus, mem_mib)
+        config = make_config(kernel or image("guest.elf"), boot_args, vcpus, mem_mib, drives)
     args = [str(EMBER)]
     if debug_exit:
         args.append("--debug-exit")

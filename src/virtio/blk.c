@@ -1,0 +1,548 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "virtio/blk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/config.h"
+#include "vmm/log.h"
+
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+#define BLK_CONFIG_SIZE 0x20
+#define BLK_SEG_MAX (VIRTQ_CHAIN_MAX - 2) /* the header and the status take two */
+#define BLK_RING_ENTRIES VIRTQ_MAX_SIZE
+
+struct blk_slot {
+	struct blk_request req;
+	struct blk_slot *next; /* on the free list */
+};
+
+static void process(struct virtio_blk *b);
+
+static struct blk_slot *get_slot(struct virtio_blk *b)
+{
+	struct blk_slot *s = b->free_slots;
+
+	if (s) {
+		b->free_slots = s->next;
+		return s;
+	}
+	return malloc(sizeof(*s));
+}
+
+static void put_slot(struct virtio_blk *b, struct blk_slot *s)
+{
+	s->next = b->free_slots;
+	b->free_slots = s;
+}
+
+static void free_slots(struct virtio_blk *b)
+{
+	while (b->free_slots) {
+		struct blk_slot *s = b->free_slots;
+
+		b->free_slots = s->next;
+		free(s);
+	}
+}
+
+/* ---- config space and features ---- */
+
+static uint64_t blk_features(void *dev)
+{
+	struct virtio_blk *b = dev;
+	uint64_t f = (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
+		     (1ULL << VIRTIO_F_INDIRECT_DESC) | (1ULL << VIRTIO_F_EVENT_IDX);
+
+	if (b->read_only)
+		f |= 1ULL << VIRTIO_BLK_F_RO;
+	if (b->writeback)
+		f |= 1ULL << VIRTIO_BLK_F_FLUSH;
+	return f;
+}
+
+static void put_le(uint8_t *cfg, uint32_t off, uint64_t v, unsigned int bytes)
+{
+	for (unsigned int i = 0; i < bytes; i++)
+		cfg[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+static void blk_config_read(void *dev, uint32_t off, uint8_t *data, uint32_t len)
+{
+	struct virtio_blk *b = dev;
+	uint8_t cfg[BLK_CONFIG_SIZE] = { 0 };
+
+	put_le(cfg, 0x00, b->disk_bytes / VIRTIO_BLK_SECTOR, 8); /* capacity */
+	put_le(cfg, 0x0c, BLK_SEG_MAX, 4);			 /* seg_max */
+	put_le(cfg, 0x14, VIRTIO_BLK_SECTOR, 4);		 /* blk_size */
+	memcpy(data, cfg + off, len);
+}
+
+/* ---- executing requests ---- */
+
+static ssize_t run_iov(struct virtio_blk *b, struct blk_request *r, bool write)
+{
+	struct iovec *iov = r->iov;
+	unsigned int n = r->niov;
+	uint64_t done = 0;
+
+	while (n) {
+		ssize_t k = write ? pwritev(b->fd, iov, (int)n, (off_t)(r->offset + done)) :
+				    preadv(b->fd, iov, (int)n, (off_t)(r->offset + done));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		done += (uint64_t)k;
+		/* a short transfer: skip what is done and go on */
+		while (n && (size_t)k >= iov->iov_len) {
+			k -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + k;
+			iov->iov_len -= (size_t)k;
+		}
+	}
+	return (ssize_t)done;
+}
+
+static void copy_id(struct virtio_blk *b, struct blk_request *r)
+{
+	size_t left = VIRTIO_BLK_ID_BYTES, off = 0;
+
+	for (unsigned int i = 0; i < r->niov && left; i++) {
+		size_t n = r->iov[i].iov_len < left ? r->iov[i].iov_len : left;
+
+		memset(r->iov[i].iov_base, 0, n);
+		memcpy(r->iov[i].iov_base, b->id + off,
+		       strnlen(b->id + off, n)); /* NUL-padded, not terminated */
+		off += n;
+		left -= n;
+	}
+}
+
+/* The status and the number of bytes written into guest memory. */
+static uint8_t execute(struct virtio_blk *b, struct blk_request *r, uint32_t *written)
+{
+	*written = 0;
+	switch (r->kind) {
+	case BLK_REQ_IN:
+		if (run_iov(b, r, false) != (ssize_t)r->len)
+			return VIRTIO_BLK_S_IOERR;
+		*written = (uint32_t)r->len;
+		return VIRTIO_BLK_S_OK;
+	case BLK_REQ_OUT:
+		return run_iov(b, r, true) == (ssize_t)r->len ? VIRTIO_BLK_S_OK :
+								 VIRTIO_BLK_S_IOERR;
+	case BLK_REQ_FLUSH:
+		if (b->writeback && fdatasync(b->fd) < 0)
+			return VIRTIO_BLK_S_IOERR;
+		return VIRTIO_BLK_S_OK;
+	case BLK_REQ_GET_ID:
+		copy_id(b, r);
+		*written = (uint32_t)(r->len < VIRTIO_BLK_ID_BYTES ? r->len : VIRTIO_BLK_ID_BYTES);
+		return VIRTIO_BLK_S_OK;
+	case BLK_REQ_UNSUPPORTED:
+		return VIRTIO_BLK_S_UNSUPP;
+	default:
+		return VIRTIO_BLK_S_IOERR;
+	}
+}
+
+static void count(struct virtio_blk *b, const struct blk_request *r, uint8_t status)
+{
+	if (status == VIRTIO_BLK_S_IOERR)
+		b->m.execute_fails++;
+	if (r->kind == BLK_REQ_BAD)
+		b->m.invalid_reqs_count++;
+	if (status != VIRTIO_BLK_S_OK)
+		return;
+	if (r->kind == BLK_REQ_IN) {
+		b->m.read_count++;
+		b->m.read_bytes += r->len;
+	} else if (r->kind == BLK_REQ_OUT) {
+		b->m.write_count++;
+		b->m.write_bytes += r->len;
+	} else if (r->kind == BLK_REQ_FLUSH) {
+		b->m.flush_count++;
+	}
+}
+
+/* Writes the status, gives the chain back and recycles the slot. */
+static void complete(struct virtio_blk *b, struct blk_slot *s, uint8_t status, uint32_t written)
+{
+	*s->req.status = status;
+	count(b, &s->req, status);
+	if (virtq__push(&b->t.queues[0], s->req.head, written + 1))
+		virtio_mmio__needs_reset(&b->t, "used ring outside guest RAM");
+	put_slot(b, s);
+}
+
+/* ---- io_uring ---- */
+
+static bool is_io(const struct blk_request *r)
+{
+	return r->kind == BLK_REQ_IN || r->kind == BLK_REQ_OUT ||
+	       (r->kind == BLK_REQ_FLUSH && r->len == 0);
+}
+
+/* Queues r on the ring; false if the ring is full (the caller runs it at once). */
+static bool submit(struct virtio_blk *b, struct blk_slot *s)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+	struct blk_request *r = &s->req;
+
+	if (!sqe) {
+		b->m.io_engine_throttled_events++;
+		return false;
+	}
+	if (r->kind == BLK_REQ_IN) {
+		io_uring_prep_readv(sqe, b->fd, r->iov, r->niov, r->offset);
+	} else if (r->kind == BLK_REQ_OUT) {
+		io_uring_prep_writev(sqe, b->fd, r->iov, r->niov, r->offset);
+	} else if (b->writeback) {
+		/* a flush waits for every write before it */
+		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
+		sqe->flags |= IOSQE_IO_DRAIN;
+	} else {
+		io_uring_prep_nop(sqe);
+	}
+	io_uring_sqe_set_data(sqe, s);
+	b->inflight++;
+	return true;
+}
+
+static void reap(struct virtio_blk *b)
+{
+	struct io_uring_cqe *cqe;
+
+	while (!io_uring_peek_cqe(&b->ring, &cqe)) {
+		struct blk_slot *s = io_uring_cqe_get_data(cqe);
+		struct blk_request *r = &s->req;
+		bool ok = r->kind == BLK_REQ_FLUSH ? cqe->res >= 0 : cqe->res == (int)r->len;
+
+		io_uring_cqe_seen(&b->ring, cqe);
+		b->inflight--;
+		complete(b, s, ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR,
+			 ok && r->kind == BLK_REQ_IN ? (uint32_t)r->len : 0);
+	}
+}
+
+/* Waits for what is in flight, for a reset or a new backing file. */
+static void drain(struct virtio_blk *b)
+{
+	struct io_uring_cqe *cqe;
+
+	while (b->ring_ok && b->inflight) {
+		if (io_uring_wait_cqe(&b->ring, &cqe))
+			break;
+		reap(b);
+	}
+}
+
+static void on_ring(struct event_handler *h, uint32_t events)
+{
+	struct virtio_blk *b = container_of(h, struct virtio_blk, ring_h);
+	uint64_t n;
+	ssize_t r = read(h->fd, &n, sizeof(n));
+
+	(void)r;
+	(void)events;
+	virtio_mmio__lock(&b->t);
+	reap(b);
+	if (virtio_mmio__queue_live(&b->t, 0)) {
+		virtio_mmio__used(&b->t, 0);
+		process(b); /* what the full ring held back */
+	}
+	virtio_mmio__unlock(&b->t);
+}
+
+/* ---- the queue ---- */
+
+static uint64_t cost_bytes(const struct blk_request *r)
+{
+	return r->kind == BLK_REQ_IN || r->kind == BLK_REQ_OUT ? r->len : 0;
+}
+
+/* The next request: the parked one, or a new chain. NULL when there is none. */
+static struct blk_slot *next_request(struct virtio_blk *b)
+{
+	struct virtq *q = &b->t.queues[0];
+	struct vq_chain c;
+	struct blk_slot *s;
+	int ret;
+
+	if (b->parked) {
+		s = b->parked;
+		b->parked = NULL;
+		return s;
+	}
+	while ((ret = virtq__pop(q, &c)) == 0) {
+		if (!virtq__arm_notify(q))
+			return NULL;
+	}
+	if (ret < 0) {
+		virtio_mmio__needs_reset(&b->t, "a malformed descriptor chain");
+		return NULL;
+	}
+	s = get_slot(b);
+	if (!s)
+		return NULL;
+	if (blk_request__parse(b->t.gm, &c, b->disk_bytes, b->read_only, &s->req)) {
+		b->m.invalid_reqs_count++;
+		put_slot(b, s);
+		virtio_mmio__needs_reset(&b->t, "a request without a status byte");
+		return NULL;
+	}
+	return s;
+}
+
+/* Runs what the queue holds, until it is empty, throttled or broken. */
+static void process(struct virtio_blk *b)
+{
+	bool used = false, queued = false;
+	struct blk_slot *s;
+
+	while (!b->rl.blocked && virtio_mmio__queue_live(&b->t, 0) && (s = next_request(b))) {
+		uint32_t written;
+		uint8_t status;
+
+		if (!rate_limiter__consume(&b->rl, cost_bytes(&s->req), rate_limiter__now_ns())) {
+			b->m.rate_limiter_throttled_events++;
+			b->parked = s;
+			break;
+		}
+		if (b->ring_ok && is_io(&s->req) && submit(b, s)) {
+			queued = true;
+			continue;
+		}
+		status = execute(b, &s->req, &written);
+		complete(b, s, status, written);
+		used = true;
+	}
+	if (queued)
+		io_uring_submit(&b->ring);
+	if (used)
+		virtio_mmio__used(&b->t, 0);
+}
+
+static void blk_notify(void *dev, uint16_t q)
+{
+	struct virtio_blk *b = dev;
+
+	(void)q;
+	b->m.queue_event_count++;
+	process(b);
+}
+
+static void on_rate_limiter(struct event_handler *h, uint32_t events)
+{
+	struct virtio_blk *b = container_of(h, struct virtio_blk, rl_h);
+
+	(void)events;
+	virtio_mmio__lock(&b->t);
+	rate_limiter__timer_fired(&b->rl);
+	b->m.rate_limiter_event_count++;
+	process(b);
+	virtio_mmio__unlock(&b->t);
+}
+
+static int blk_activate(void *dev)
+{
+	(void)dev;
+	return 0;
+}
+
+static void blk_reset(void *dev)
+{
+	struct virtio_blk *b = dev;
+
+	drain(b);
+	if (b->parked)
+		put_slot(b, b->parked);
+	b->parked = NULL;
+}
+
+static const struct virtio_dev_ops blk_ops = {
+	.device_id = VIRTIO_ID_BLOCK,
+	.name = "virtio-blk",
+	.nr_queues = 1,
+	.features = blk_features,
+	.config_size = BLK_CONFIG_SIZE,
+	.config_read = blk_config_read,
+	.activate = blk_activate,
+	.reset = blk_reset,
+	.notify = blk_notify,
+};
+
+/* ---- set-up ---- */
+
+static int open_disk(const char *path, bool read_only, int *fd, uint64_t *bytes)
+{
+	struct stat st;
+	int err;
+
+	*fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (*fd < 0)
+		return error__set(-errno, "drive %s: %s", path, strerror(errno));
+	if (fstat(*fd, &st) < 0)
+		goto err;
+	if (S_ISBLK(st.st_mode)) {
+		if (ioctl(*fd, BLKGETSIZE64, bytes) < 0)
+			goto err;
+	} else if (S_ISREG(st.st_mode)) {
+		*bytes = (uint64_t)st.st_size;
+	} else {
+		close(*fd);
+		return error__set(-EINVAL, "drive %s: not a regular file or a block device", path);
+	}
+	return 0;
+err:
+	err = errno;
+	close(*fd);
+	return error__set(-err, "drive %s: %s", path, strerror(err));
+}
+
+static int setup_ring(struct virtio_blk *b)
+{
+	int ret = io_uring_queue_init(BLK_RING_ENTRIES, &b->ring, 0);
+
+	if (ret < 0)
+		return error__set(ret, "drive %s: io_uring: %s", b->id, strerror(-ret));
+	b->ring_ok = true;
+	b->ring_h = (struct event_handler){ eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), on_ring };
+	if (b->ring_h.fd < 0 || io_uring_register_eventfd(&b->ring, b->ring_h.fd) < 0)
+		return error__set(-EIO, "drive %s: io_uring eventfd", b->id);
+	return 0;
+}
+
+int virtio_blk__create(struct virtio_blk **out, const struct drive_config *cfg, int vm_fd,
+		       const struct gmem *gm, uint64_t base, uint32_t gsi)
+{
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	b->fd = b->ring_h.fd = -1;
+	b->rl.timer_fd = -1;
+	snprintf(b->id, sizeof(b->id), "%s", cfg->drive_id);
+	b->read_only = cfg->is_read_only;
+	b->writeback = cfg->cache_type == DRIVE_CACHE_WRITEBACK;
+	b->async = cfg->io_engine == DRIVE_IO_ASYNC;
+	b->path = strdup(cfg->path_on_host);
+	ret = b->path ? open_disk(cfg->path_on_host, b->read_only, &b->fd, &b->disk_bytes) :
+			-ENOMEM;
+	if (!ret)
+		ret = rate_limiter__init(&b->rl, cfg->has_rate_limiter ? &cfg->rate_limiter : NULL,
+					 rate_limiter__now_ns());
+	if (!ret && b->async)
+		ret = setup_ring(b);
+	if (!ret)
+		ret = virtio_mmio__init(&b->t, vm_fd, gm, base, gsi, &blk_ops, b);
+	if (ret) {
+		virtio_blk__destroy(b);
+		return ret;
+	}
+	b->rl_h = (struct event_handler){ b->rl.timer_fd, on_rate_limiter };
+	*out = b;
+	return 0;
+}
+
+int virtio_blk__watch(struct virtio_blk *b, struct event_loop *loop)
+{
+	int ret = virtio_mmio__watch(&b->t, loop);
+
+	b->loop = loop;
+	if (!ret && b->rl.timer_fd >= 0)
+		ret = event_loop__add(loop, &b->rl_h, EPOLLIN);
+	if (!ret && b->ring_ok)
+		ret = event_loop__add(loop, &b->ring_h, EPOLLIN);
+	return ret;
+}
+
+static int swap_file(struct virtio_blk *b, const char *path)
+{
+	uint64_t bytes;
+	char *copy = strdup(path);
+	int fd, ret;
+
+	if (!copy)
+		return -ENOMEM;
+	ret = open_disk(path, b->read_only, &fd, &bytes);
+	if (ret) {
+		free(copy);
+		return ret;
+	}
+	drain(b);
+	close(b->fd);
+	free(b->path);
+	b->fd = fd;
+	b->path = copy;
+	b->disk_bytes = bytes;
+	virtio_mmio__config_changed(&b->t);
+	log_info("drive %s: now backed by %s (%llu bytes)", b->id, path,
+		 (unsigned long long)bytes);
+	return 0;
+}
+
+int virtio_blk__update(struct virtio_blk *b, const struct drive_config *cfg, unsigned int changed)
+{
+	int ret = 0;
+
+	virtio_mmio__lock(&b->t);
+	if (changed & CONFIG_CHANGED_PATH)
+		ret = swap_file(b, cfg->path_on_host);
+	if (!ret && (changed & CONFIG_CHANGED_RATE_LIMITER)) {
+		ret = rate_limiter__reconfigure(&b->rl,
+						cfg->has_rate_limiter ? &cfg->rate_limiter : NULL,
+						rate_limiter__now_ns());
+		/* a drive that had no limits has a timer now */
+		if (!ret && b->rl.timer_fd >= 0 && b->rl_h.fd < 0 && b->loop) {
+			b->rl_h.fd = b->rl.timer_fd;
+			ret = event_loop__add(b->loop, &b->rl_h, EPOLLIN);
+		}
+	}
+	if (ret)
+		b->m.update_fails++;
+	else
+		b->m.update_count++;
+	virtio_mmio__unlock(&b->t);
+	return ret;
+}
+
+void virtio_blk__destroy(struct virtio_blk *b)
+{
+	if (!b)
+		return;
+	drain(b);
+	if (b->parked)
+		put_slot(b, b->parked);
+	free_slots(b);
+	if (b->ring_ok)
+		io_uring_queue_exit(&b->ring);
+	if (b->ring_h.fd >= 0)
+		close(b->ring_h.fd);
+	rate_limiter__destroy(&b->rl);
+	if (b->fd >= 0)
+		close(b->fd);
+	if (b->t.ops)
+		virtio_mmio__destroy(&b->t);
+	free(b->path);
+	free(b);
+}

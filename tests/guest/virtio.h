@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A tiny virtio-mmio (version 2) driver for the test guest: discovery in Ember's device
+ * window, the initialisation sequence, one split virtqueue, a request helper that polls
+ * the used ring, and virtio-blk requests. From the virtio 1.2 spec: 2 (basic facilities,
+ * split rings), 4.2 (MMIO), 5.2 (block). docs/test-guest.md describes it.
+ *
+ * The queue's memory is shared by every device: a test drives one device at a time and
+ * resets it (virtio__reset) before it moves on to the next.
+ */
+#ifndef EMBER_GUEST_VIRTIO_H
+#define EMBER_GUEST_VIRTIO_H
+
+#include "guest.h"
+
+/* Where Ember puts its devices: slot i at base + i * stride. */
+#define VIRTIO_MMIO_BASE 0xd0001000ULL
+#define VIRTIO_MMIO_STRIDE 0x1000ULL
+#define VIRTIO_MMIO_SLOTS 32
+
+/* Registers (4.2.2); all but the config space are 32-bit. */
+#define VIRTIO_MMIO_MAGIC 0x000
+#define VIRTIO_MMIO_VERSION 0x004
+#define VIRTIO_MMIO_DEVICE_ID 0x008
+#define VIRTIO_MMIO_DEVICE_FEATURES 0x010
+#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
+#define VIRTIO_MMIO_DRIVER_FEATURES 0x020
+#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
+#define VIRTIO_MMIO_QUEUE_SEL 0x030
+#define VIRTIO_MMIO_QUEUE_NUM_MAX 0x034
+#define VIRTIO_MMIO_QUEUE_NUM 0x038
+#define VIRTIO_MMIO_QUEUE_READY 0x044
+#define VIRTIO_MMIO_QUEUE_NOTIFY 0x050
+#define VIRTIO_MMIO_INT_STATUS 0x060
+#define VIRTIO_MMIO_INT_ACK 0x064
+#define VIRTIO_MMIO_STATUS 0x070
+#define VIRTIO_MMIO_QUEUE_DESC 0x080   /* low; high at +4 */
+#define VIRTIO_MMIO_QUEUE_DRIVER 0x090 /* the available ring */
+#define VIRTIO_MMIO_QUEUE_DEVICE 0x0a0 /* the used ring */
+#define VIRTIO_MMIO_CONFIG_GEN 0x0fc
+#define VIRTIO_MMIO_CONFIG 0x100
+
+#define VIRTIO_MMIO_MAGIC_VALUE 0x74726976 /* "virt" */
+#define VIRTIO_ID_BLOCK 2
+
+/* Device status (2.1) and InterruptStatus bits (4.2.2). */
+#define VIRTIO_STATUS_ACKNOWLEDGE 0x01
+#define VIRTIO_STATUS_DRIVER 0x02
+#define VIRTIO_STATUS_DRIVER_OK 0x04
+#define VIRTIO_STATUS_FEATURES_OK 0x08
+#define VIRTIO_STATUS_NEEDS_RESET 0x40
+#define VIRTIO_STATUS_FAILED 0x80
+#define VIRTIO_INT_USED 0x1
+#define VIRTIO_INT_CONFIG 0x2
+
+/* Feature bits (6, 5.2.3). */
+#define VIRTIO_BIT(n) (1ULL << (n))
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX 29
+#define VIRTIO_F_VERSION_1 32
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+
+/* The split virtqueue (2.7). The guest uses queue 0 with VQ_SIZE entries. */
+#define VQ_SIZE 16
+#define VQ_DESC_F_NEXT 1
+#define VQ_DESC_F_WRITE 2
+#define VQ_DESC_F_INDIRECT 4
+#define VQ_AVAIL_F_NO_INTERRUPT 1
+/* The longest chain virtio__request builds, directly or in an indirect table. */
+#define VIRTIO_CHAIN_MAX VQ_SIZE
+
+struct vq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct vq_avail {
+	uint16_t flags;
+	uint16_t idx;
+	uint16_t ring[VQ_SIZE];
+	uint16_t used_event; /* read by the device with EVENT_IDX */
+};
+
+struct vq_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+
+struct vq_used {
+	uint16_t flags;
+	uint16_t idx;
+	struct vq_used_elem ring[VQ_SIZE];
+	uint16_t avail_event; /* written by the device with EVENT_IDX */
+};
+
+struct virtio_dev {
+	uint64_t base;
+	unsigned int slot;
+	uint64_t offered;  /* DeviceFeatures */
+	uint64_t features; /* negotiated */
+	struct vq_desc *desc;
+	struct vq_avail *avail;
+	struct vq_used *used;
+	uint16_t avail_idx; /* the driver's copy of avail->idx */
+	uint16_t used_idx;  /* used ring entries taken */
+};
+
+/* One buffer of a chain, in chain order. */
+struct virtio_buf {
+	const void *addr;
+	uint32_t len;
+	bool write; /* device-writable */
+};
+
+/* How a request ended. */
+struct virtio_done {
+	uint32_t len; /* bytes the device says it wrote (the used element's len) */
+	uint32_t isr; /* InterruptStatus read once after completion, then ACKed */
+};
+
+static inline uint32_t virtio__read(const struct virtio_dev *d, uint32_t reg)
+{
+	return mmio_read32(d->base + reg);
+}
+
+static inline void virtio__write(const struct virtio_dev *d, uint32_t reg, uint32_t v)
+{
+	mmio_write32(d->base + reg, v);
+}
+
+static inline bool virtio__has(const struct virtio_dev *d, unsigned int bit)
+{
+	return d->features & VIRTIO_BIT(bit);
+}
+
+/*
+ * The devices with this DeviceID (magic "virt", version 2) in the window, in slot order:
+ * fills up to max entries of devs (base and slot) and returns how many there are. The
+ * window is scanned once; later calls use what the first one found.
+ */
+unsigned int virtio__find(uint32_t device_id, struct virtio_dev *devs, unsigned int max);
+
+/* Writes 0 to Status and waits (bounded) until it reads 0. 0, or -1 on a timeout. */
+int virtio__reset(struct virtio_dev *d);
+
+/*
+ * Reset, ACKNOWLEDGE, DRIVER, the features (offered & wanted, with VERSION_1), FEATURES_OK
+ * read back, the shared rings zeroed. NULL, or why it failed. The queue is not set up.
+ */
+const char *virtio__init_features(struct virtio_dev *d, uint64_t wanted);
+/* Points queue 0 (VQ_SIZE entries) at these rings, unchecked, and sets QueueReady. */
+void virtio__set_queue(struct virtio_dev *d, uint64_t desc, uint64_t avail, uint64_t used);
+/* All of it: virtio__init_features, queue 0 on the shared rings, DRIVER_OK. */
+const char *virtio__init(struct virtio_dev *d, uint64_t wanted);
+
+/* Config space (4.2.2.2, 2.5.1): 32-bit reads; 64-bit fields under ConfigGeneration. */
+uint32_t virtio__config32(const struct virtio_dev *d, uint32_t off);
+uint64_t virtio__config64(const struct virtio_dev *d, uint32_t off);
+
+/*
+ * Sends n buffers as one chain, through an indirect table when `indirect` (the caller
+ * checks it was negotiated), and waits (bounded) for the device to use it. `quiet` asks
+ * for no interrupt (used_event behind us with EVENT_IDX, else VQ_AVAIL_F_NO_INTERRUPT);
+ * otherwise this request asks for one. 0 with *done filled, or -1 on a timeout or when
+ * the used element names another chain.
+ */
+int virtio__request(struct virtio_dev *d, const struct virtio_buf *bufs, unsigned int n,
+		    bool indirect, bool quiet, struct virtio_done *done);
+
+/* Low level, for hand-made chains in d->desc: put head on the avail ring. */
+void virtio__publish(struct virtio_dev *d, uint16_t head);
+/* Notifies queue 0; with EVENT_IDX only if avail_event asks for it, unless `force`. */
+void virtio__kick(struct virtio_dev *d, bool force);
+/* Waits (bounded) for a Status bit; returns the last value read. */
+uint32_t virtio__wait_status(const struct virtio_dev *d, uint32_t bit);
+
+/* ---- virtio-blk (5.2) ---- */
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
+#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_S_OK 0
+#define VIRTIO_BLK_S_IOERR 1
+#define VIRTIO_BLK_S_UNSUPP 2
+#define VIRTIO_BLK_SECTOR 512
+#define VIRTIO_BLK_ID_BYTES 20
+#define VIRTIO_BLK_CFG_CAPACITY 0x00
+#define VIRTIO_BLK_CFG_SEG_MAX 0x0c
+
+struct virtio_blk_hdr {
+	uint32_t type;
+	uint32_t reserved;
+	uint64_t sector;
+};
+
+/*
+ * One block request: the header, then the data buffers, then a status byte. Returns the
+ * status byte the device wrote (0xff if it wrote none), or -1 (virtio__request failed).
+ */
+int virtio__blk_request(struct virtio_dev *d, uint32_t type, uint64_t sector,
+			const struct virtio_buf *data, unsigned int n, bool indirect, bool quiet,
+			struct virtio_done *done);
+
+/*
+ * The disk patterns (docs/test-guest.md): byte k of sector s is (s * mul + add + k) & 0xff.
+ * The host writes mul 7, add 0 everywhere; virtio_blk writes mul 13, add 1.
+ */
+#define BLK_PATTERN_HOST 7, 0
+#define BLK_PATTERN_GUEST 13, 1
+void virtio__pattern_fill(void *sector_buf, uint64_t sector, unsigned int mul, unsigned int add);
+bool virtio__pattern_check(const void *sector_buf, uint64_t sector, unsigned int mul,
+			   unsigned int add);
+
+#endif
