@@ -68,6 +68,7 @@ include tests/guest/guest.mk
 include tests/fuzz/fuzz.mk
 include resources/guest/images.mk
 include tests/bench-vm/bench-vm.mk
+include bench/bench.mk
 
 # ---- set-up ----
 deps:
@@ -101,6 +102,7 @@ bench: deps
 	@$(PYTHON) bench/api.py
 	@$(MAKE) --no-print-directory guest-images bench-kernel
 	@$(PYTHON) bench/linux_boot.py
+	@$(MAKE) --no-print-directory bench-blk
 
 clean:
 	rm -rf $(BUILD)
