@@ -3,6 +3,8 @@
 
     microvm_factory   makes Microvm objects (framework/microvm.py); all are killed at teardown
     microvm           one Microvm
+    io_engine         "Sync" or "Async": every test that boots a VM runs once with each
+                      (--io-engine picks one), as the drives' io_engine
     guest_images      the cached guest kernel and rootfs (resources/guest/guest-images.sh)
     vmm               "ember" or "qemu" (--vmm, or $EMBER_TEST_VMM)
 
@@ -29,6 +31,9 @@ def pytest_addoption(parser):
     parser.addoption("--shard", default=None, metavar="I/N",
                      help="run only every N-th test, starting at the I-th (0-based): for "
                           "running the suite in N L1s side by side (tests/bench-vm/run-sharded)")
+    parser.addoption("--io-engine", choices=("Sync", "Async", "both"),
+                     default=os.environ.get("EMBER_TEST_IO_ENGINE", "both"),
+                     help="the drives' io_engine (default both: each test runs with each)")
     parser.addoption("--ember-bin",
                      default=os.environ.get("EMBER_BIN", str(REPO / "build" / "ember")),
                      help="the Ember binary (default build/ember)")
@@ -37,6 +42,15 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "ember_only: checks Ember's own behaviour (skipped with --vmm=qemu)")
+
+
+def pytest_generate_tests(metafunc):
+    """The whole suite runs with both I/O engines: every test that needs io_engine (every
+    VM does, through microvm_factory) is parametrized with Sync and Async."""
+    if "io_engine" in metafunc.fixturenames:
+        choice = metafunc.config.getoption("--io-engine")
+        engines = ["Sync", "Async"] if choice == "both" else [choice]
+        metafunc.parametrize("io_engine", engines)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -77,7 +91,7 @@ def guest_images():
     pick = {k: Path(os.environ.get("EMBER_" + k, paths[k])) for k in paths}
     images = GuestImages(pick["GUEST_VMLINUX"], pick["GUEST_BZIMAGE"], pick["GUEST_INITRAMFS"],
                          pick["GUEST_ROOTFS_EXT4"])
-    for p in (images.vmlinux, images.bzimage, images.initramfs):
+    for p in (images.vmlinux, images.bzimage, images.initramfs, images.rootfs_ext4):
         if not p.is_file():
             pytest.fail(f"guest image {p} is missing: run `make guest-images` on the host "
                         "(make linux-test does)")
@@ -115,13 +129,13 @@ def kvm_available():
 
 
 @pytest.fixture
-def microvm_factory(request, tmp_path, vmm, vmm_binary, guest_images, kvm_available):
+def microvm_factory(request, tmp_path, vmm, vmm_binary, guest_images, kvm_available, io_engine):
     """Makes Microvm objects, each with its own work directory under the test's tmp_path."""
     vms = []
 
     def make(name=None):
         name = name or f"vm{len(vms)}"
-        vm = Microvm(vmm, vmm_binary, tmp_path / name, guest_images, name)
+        vm = Microvm(vmm, vmm_binary, tmp_path / name, guest_images, name, io_engine)
         vms.append(vm)
         return vm
 

@@ -20,7 +20,6 @@ import json
 import os
 import pty
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -92,8 +91,9 @@ class Stream:
 class Microvm:
     """One guest in one VMM process. Made by the microvm_factory fixture."""
 
-    def __init__(self, vmm, binary, workdir, images, name="vm"):
+    def __init__(self, vmm, binary, workdir, images, name="vm", io_engine="Sync"):
         self.vmm = vmm  # "ember" or "qemu"
+        self.io_engine = io_engine  # for the drives: "Sync" or "Async"
         self.binary = str(binary)
         self.workdir = Path(workdir)
         self.images = images
@@ -114,12 +114,14 @@ class Microvm:
         return self.vmm == "ember"
 
     # ---- configuration ----
-    def basic_config(self, vcpu_count=1, mem_size_mib=128, kernel="vmlinux", initrd=True,
-                     boot_args=DEFAULT_BOOT_ARGS, cmd=None, end=None):
-        """Firecracker's config-file schema. kernel: "vmlinux", "bzImage" or a path; initrd:
-        True for the busybox initramfs, False for none, or a path; cmd: a shell command for
-        the guest's /init (None: an interactive shell); end: "exit" makes /init exit (the
-        kernel then panics) instead of resetting."""
+    def basic_config(self, vcpu_count=1, mem_size_mib=128, kernel="vmlinux", initrd=False,
+                     rootfs=True, boot_args=DEFAULT_BOOT_ARGS, cmd=None, end=None):
+        """Firecracker's config-file schema. kernel: "vmlinux", "bzImage" or a path;
+        rootfs: True boots a private copy of the ext4 rootfs from virtio-block (drive
+        "rootfs", root=/dev/vda, as Firecracker users do), False attaches no root drive;
+        initrd: True for the busybox initramfs, False for none, or a path; cmd: a shell
+        command for the guest's /init (None: an interactive shell); end: "exit" makes /init
+        exit (the kernel then panics) instead of resetting."""
         kernel_path = {"vmlinux": self.images.vmlinux, "bzImage": self.images.bzimage}.get(
             kernel, kernel)
         args = boot_args
@@ -130,11 +132,27 @@ class Microvm:
         self.config = {
             "boot-source": {"kernel_image_path": str(kernel_path), "boot_args": args},
             "machine-config": {"vcpu_count": vcpu_count, "mem_size_mib": mem_size_mib},
+            "drives": [],
         }
         if initrd:
             path = self.images.initramfs if initrd is True else initrd
             self.config["boot-source"]["initrd_path"] = str(path)
+        if rootfs:
+            self.add_drive("rootfs", self.copy_rootfs(), root=True)
         return self.config
+
+    def add_drive(self, drive_id, path, root=False, read_only=False, cache_type=None,
+                  io_engine=None, rate_limiter=None):
+        """One entry of the config's "drives" (Firecracker's schema). io_engine defaults to
+        the one the test runs with (the io_engine fixture: every test runs with both)."""
+        drive = {"drive_id": drive_id, "path_on_host": str(path), "is_root_device": root,
+                 "is_read_only": read_only, "io_engine": io_engine or self.io_engine}
+        if cache_type is not None:
+            drive["cache_type"] = cache_type
+        if rate_limiter is not None:
+            drive["rate_limiter"] = rate_limiter
+        self.config["drives"].append(drive)
+        return drive
 
     @property
     def config_path(self):
@@ -146,20 +164,41 @@ class Microvm:
                     "--boot-timer", *self.extra_cli]
         return self._qemu_command()
 
+    def _qemu_drives(self):
+        """The config's drives as QEMU virtio-blk-device options, and the root= arguments.
+        The drive id is the device's serial, as Ember makes it; Sync is aio=threads and
+        Async aio=io_uring."""
+        cmd, root = [], ""
+        drives = self.config.get("drives", [])
+        # the first -device is vda, as the first drive is in Ember
+        for d in drives:
+            opts = [f"id={d['drive_id']}", f"file={d['path_on_host']}", "format=raw", "if=none",
+                    "aio=io_uring" if d.get("io_engine") == "Async" else "aio=threads",
+                    "cache=unsafe" if d.get("cache_type") == "Unsafe" else "cache=writeback"]
+            if d.get("is_read_only"):
+                opts.append("readonly=on")
+            cmd += ["-drive", ",".join(opts),
+                    "-device", f"virtio-blk-device,drive={d['drive_id']},serial={d['drive_id']}"]
+        for d in drives:
+            if d.get("is_root_device"):
+                root = f" root=/dev/vda {'ro' if d.get('is_read_only') else 'rw'}"
+        return cmd, root
+
     def _qemu_command(self):
         """The same VM on QEMU's microvm machine, the reference and benchmark peer.
         microvm has no i8042, so reboot=k becomes reboot=t."""
         boot = self.config["boot-source"]
         mach = self.config["machine-config"]
         args = boot.get("boot_args", DEFAULT_BOOT_ARGS).replace("reboot=k", "reboot=t")
+        drives, root = self._qemu_drives()
         cmd = [self.binary, "-M", "microvm,acpi=off", "-enable-kvm", "-cpu", "host",
                "-smp", str(mach.get("vcpu_count", 1)), "-m", str(mach.get("mem_size_mib", 128)),
                "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
                "-serial", "stdio", "-no-reboot",
-               "-kernel", boot["kernel_image_path"], "-append", args]
+               "-kernel", boot["kernel_image_path"], "-append", args + root]
         if boot.get("initrd_path"):
             cmd += ["-initrd", boot["initrd_path"]]
-        return cmd + self.extra_cli
+        return cmd + drives + self.extra_cli
 
     # ---- life cycle ----
     def spawn(self, interactive=False):
@@ -336,8 +375,30 @@ class Microvm:
         assert self._pty_master is not None, "spawn(interactive=True) first"
         os.write(self._pty_master, text.encode())
 
-    def copy_rootfs(self):
-        """A private, writable copy of the ext4 rootfs (the cached image is the master)."""
-        dst = self.workdir / "rootfs.ext4"
-        shutil.copyfile(self.images.rootfs_ext4, dst)
+    def copy_rootfs(self, name="rootfs.ext4"):
+        """A private, writable copy of the ext4 rootfs (the cached image is the master),
+        sparse like the master."""
+        dst = self.workdir / name
+        subprocess.run(["cp", "--sparse=always", str(self.images.rootfs_ext4), str(dst)],
+                       check=True)
         return dst
+
+    def read_file_from_rootfs(self, guest_path, image=None):
+        """A file's bytes from an ext4 image on the host, None if the file is not there.
+        Use it once the VMM has stopped. It reads a copy after e2fsck has replayed the
+        journal (what the guest synced may sit only in the journal after a power-off or a
+        kill) and asserts that the file system is consistent."""
+        image = Path(image or self.workdir / "rootfs.ext4")
+        copy = image.with_name(image.name + ".fsck")
+        subprocess.run(["cp", "--sparse=always", str(image), str(copy)], check=True)
+        try:
+            r = subprocess.run(["e2fsck", "-fy", str(copy)], capture_output=True, text=True)
+            # 0: clean, 1: fixed (a journal replay counts): anything more is damage
+            assert r.returncode in (0, 1), f"e2fsck {image}: {r.returncode}\n{r.stdout}"
+            r = subprocess.run(["debugfs", "-R", f"cat {guest_path}", str(copy)],
+                               capture_output=True)
+        finally:
+            copy.unlink()
+        if r.returncode != 0 or b"File not found" in r.stderr:
+            return None
+        return r.stdout

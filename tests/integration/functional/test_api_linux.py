@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A Linux guest configured and driven through the API (docs/api.md): boot-source and
-machine-config over the socket, InstanceStart, boot-complete on the console, Paused (the
-guest's clock-driven output stops) and Resumed (it goes on), then SendCtrlAltDel: the
-guest's kernel reboots through the i8042 and Ember exits 0.
+"""A Linux guest configured and driven through the API (docs/api.md): boot-source,
+machine-config and the root drive over the socket, InstanceStart, boot-complete on the
+console, Paused (the guest's clock-driven output stops) and Resumed (it goes on), then
+SendCtrlAltDel: the guest's kernel reboots through the i8042 and Ember exits 0.
 
 The test guest suite (tests/api) covers the API itself; this checks it against a real
 kernel on real KVM: `make linux-test LINUX_TEST_ARGS='-k api'`. It runs once per kernel
-format, which also gives each of the bench's two shards one test to run.
+format and I/O engine.
 """
 import time
 
@@ -23,8 +23,8 @@ def ticks(vm):
 
 
 @pytest.fixture
-def api_microvm(request, tmp_path, vmm_binary, guest_images, kvm_available):
-    vm = ApiMicrovm("ember", vmm_binary, tmp_path / "api-vm", guest_images, "api-vm")
+def api_microvm(request, tmp_path, vmm_binary, guest_images, kvm_available, io_engine):
+    vm = ApiMicrovm("ember", vmm_binary, tmp_path / "api-vm", guest_images, "api-vm", io_engine)
     request.node.ember_microvms = [vm]
     yield vm
     vm.kill()
@@ -40,6 +40,8 @@ def test_api_boot_pause_resume_ctrl_alt_del(api_microvm, kernel):
     assert vm.state() == "Not started"
     vm.ok("PUT", "/boot-source", cfg["boot-source"])
     vm.ok("PUT", "/machine-config", cfg["machine-config"])
+    for drive in cfg["drives"]:
+        vm.ok("PUT", f"/drives/{drive['drive_id']}", drive)
     assert vm.ok("GET", "/vm/config")["boot-source"] == {"initrd_path": None, **cfg["boot-source"]}
     vm.ok("PUT", "/actions", {"action_type": "InstanceStart"})
     assert vm.state() == "Running"

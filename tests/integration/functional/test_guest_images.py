@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The guest images themselves (resources/guest), booted on QEMU's microvm machine, the
-reference VMM: the ext4 rootfs as root=/dev/vda (Ember has no virtio-blk yet), and the
-/init contract. These run whatever --vmm says, so the images are known good on their own."""
+reference VMM: the ext4 rootfs as root=/dev/vda, the initramfs, and the /init contract. These run whatever --vmm says, so the images are known good on their own."""
 import pytest
 
 from framework.microvm import Microvm
@@ -16,16 +15,18 @@ def qemu_vm(tmp_path, guest_images, kvm_available):
 
 def test_ext4_root(qemu_vm):
     """The ext4 image boots as root=/dev/vda; its /sbin/init is the same /init."""
-    disk = qemu_vm.copy_rootfs()
-    qemu_vm.basic_config(initrd=False, cmd="grep ' / ' /proc/mounts; touch /written && echo ok",
-                         boot_args="console=ttyS0 reboot=k panic=1 pci=off root=/dev/vda rw")
-    qemu_vm.extra_cli = ["-drive", f"id=root,file={disk},format=raw,if=none",
-                         "-device", "virtio-blk-device,drive=root"]
-    qemu_vm.spawn()
-    qemu_vm.wait_for_exit()
+    qemu_vm.run("grep ' / ' /proc/mounts; echo image-ok > /written && sync && echo ok")
     assert qemu_vm.returncode == 0 and qemu_vm.guest_exit == 0, qemu_vm.describe()
     assert qemu_vm.guest_lines[0].startswith("/dev/root / ext4 rw"), qemu_vm.describe()
     assert qemu_vm.guest_lines[1] == "ok"
+    assert qemu_vm.read_file_from_rootfs("/written") == b"image-ok\n"
+
+
+def test_initramfs(qemu_vm):
+    """The initramfs boots on its own (rdinit=/init) with the same /init."""
+    qemu_vm.run("grep ' / ' /proc/mounts", rootfs=False, initrd=True)
+    assert qemu_vm.returncode == 0 and qemu_vm.guest_exit == 0, qemu_vm.describe()
+    assert qemu_vm.guest_lines[0].split()[:3] == ["rootfs", "/", "rootfs"], qemu_vm.describe()
 
 
 def test_init_contract(qemu_vm):

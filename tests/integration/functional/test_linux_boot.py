@@ -54,7 +54,7 @@ def test_memory_matches_config(microvm, mem_mib):
 
 @pytest.mark.parametrize("kernel", ["vmlinux", "bzImage"])
 def test_kernel_formats(microvm, kernel):
-    """An ELF vmlinux (PVH entry) and a bzImage both boot the same initramfs."""
+    """An ELF vmlinux (PVH entry) and a bzImage both boot the same ext4 root."""
     microvm.run("uname -r", kernel=kernel)
     assert_clean_run(microvm)
     assert microvm.guest_lines and microvm.guest_lines[0].startswith("6.1."), microvm.describe()
@@ -62,9 +62,11 @@ def test_kernel_formats(microvm, kernel):
 
 def test_initramfs_only_boot(microvm):
     """With no drive at all, the initramfs is the root filesystem (rdinit=/init)."""
-    microvm.run("grep ' / ' /proc/mounts")
+    microvm.run("grep ' / ' /proc/mounts; ls /sys/block | grep vd | wc -l", rootfs=False,
+                initrd=True)
     assert_clean_run(microvm)
     assert microvm.guest_lines[0].split()[:3] == ["rootfs", "/", "rootfs"], microvm.describe()
+    assert microvm.guest_lines[1] == "0", microvm.describe()
 
 
 def test_reboot_k_exits_zero(microvm):
