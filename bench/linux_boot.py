@@ -62,7 +62,8 @@ class Images:
 
 def one_run(vmm, images, workdir, timeout):
     vm = Microvm(vmm, BINARIES[vmm], workdir, images, vmm)
-    vm.basic_config(vcpu_count=VCPUS, mem_size_mib=MEM_MIB, cmd="true")
+    vm.basic_config(vcpu_count=VCPUS, mem_size_mib=MEM_MIB, cmd="true", initrd=True,
+                    rootfs=False)
     try:
         vm.spawn()
         vm.wait_for_exit(timeout)
@@ -89,7 +90,8 @@ def api_run(images, workdir, timeout):
     """Ember driven through the API: InstanceStart to boot-complete, as the client sees it
     (the console line's arrival) and as Ember's boot timer counts it (from InstanceStart)."""
     vm = ApiMicrovm("ember", BINARIES["ember"], workdir, images, "ember-api")
-    cfg = vm.basic_config(vcpu_count=VCPUS, mem_size_mib=MEM_MIB, cmd="true")
+    cfg = vm.basic_config(vcpu_count=VCPUS, mem_size_mib=MEM_MIB, cmd="true", initrd=True,
+                          rootfs=False)
     try:
         vm.spawn()
         vm.wait_for_socket()

@@ -33,9 +33,10 @@
 
 #include "api/config_internal.h"
 #include "api/utf8.h"
+#include "vmm/layout.h"
 #include "vmm/log.h"
 
-#define BOOT_ARGS_MAX 4095
+#define BOOT_ARGS_MAX (LAYOUT_CMDLINE_MAX - 1) /* the NUL; Ember appends its own arguments */
 #define DEFAULT_MEM_MIB 128
 
 /* Enum fields are read and written as unsigned int, the type GCC and clang give them. */

@@ -1197,9 +1197,9 @@ static void setup_cmdline_limits(void **state)
 	memset(s, 'x', LAYOUT_CMDLINE_MAX + 1);
 	s[LAYOUT_CMDLINE_MAX + 1] = '\0';
 	error__clear();
-	expect_error(boot_x86__setup(&g->small, &ki, s, NULL), -EINVAL, "at most 4095");
+	expect_error(boot_x86__setup(&g->small, &ki, s, NULL), -EINVAL, "at most 2047");
 	s[LAYOUT_CMDLINE_MAX] = '\0';
-	expect_error(boot_x86__setup(&g->small, &ki, s, NULL), -EINVAL, "is 4096 bytes");
+	expect_error(boot_x86__setup(&g->small, &ki, s, NULL), -EINVAL, "is 2048 bytes");
 	s[LAYOUT_CMDLINE_MAX - 1] = '\0';
 	assert_int_equal(boot_x86__setup(&g->small, &ki, s, NULL), 0);
 	assert_int_equal(strlen((const char *)gpa(&g->small, LAYOUT_CMDLINE_ADDR, 1)),
