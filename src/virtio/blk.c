@@ -476,48 +476,62 @@ int virtio_blk__watch(struct virtio_blk *b, struct event_loop *loop)
 	return ret;
 }
 
-static int swap_file(struct virtio_blk *b, const char *path)
+/* Puts the already opened file in place of the old one; the guest hears of the size. */
+static void swap_file(struct virtio_blk *b, int fd, uint64_t bytes, char *path)
 {
-	uint64_t bytes;
-	char *copy = strdup(path);
-	int fd, ret;
-
-	if (!copy)
-		return -ENOMEM;
-	ret = open_disk(path, b->read_only, &fd, &bytes);
-	if (ret) {
-		free(copy);
-		return ret;
-	}
 	drain(b);
 	close(b->fd);
 	free(b->path);
 	b->fd = fd;
-	b->path = copy;
+	b->path = path;
 	b->disk_bytes = bytes;
 	virtio_mmio__config_changed(&b->t);
 	log_info("drive %s: now backed by %s (%llu bytes)", b->id, path,
 		 (unsigned long long)bytes);
-	return 0;
 }
 
+static int update_limits(struct virtio_blk *b, const struct drive_config *cfg)
+{
+	int ret = rate_limiter__reconfigure(&b->rl, cfg->has_rate_limiter ? &cfg->rate_limiter : NULL,
+					    rate_limiter__now_ns());
+
+	/* a drive that had no limits has a timer now */
+	if (!ret && b->rl.timer_fd >= 0 && b->rl_h.fd < 0 && b->loop) {
+		b->rl_h.fd = b->rl.timer_fd;
+		ret = event_loop__add(b->loop, &b->rl_h, EPOLLIN);
+		if (ret)
+			b->rl_h.fd = -1;
+	}
+	if (ret)
+		error__set(ret, "drive %s: rate limiter: %s", b->id, strerror(-ret));
+	return ret;
+}
+
+/*
+ * The new file is opened first and the limits changed next, and only then is the file
+ * swapped: a PATCH that fails changes nothing the API would not show.
+ */
 int virtio_blk__update(struct virtio_blk *b, const struct drive_config *cfg, unsigned int changed)
 {
-	int ret = 0;
+	char *path = NULL;
+	uint64_t bytes = 0;
+	int fd = -1, ret = 0;
 
 	virtio_mmio__lock(&b->t);
-	if (changed & CONFIG_CHANGED_PATH)
-		ret = swap_file(b, cfg->path_on_host);
-	if (!ret && (changed & CONFIG_CHANGED_RATE_LIMITER)) {
-		ret = rate_limiter__reconfigure(&b->rl,
-						cfg->has_rate_limiter ? &cfg->rate_limiter : NULL,
-						rate_limiter__now_ns());
-		/* a drive that had no limits has a timer now */
-		if (!ret && b->rl.timer_fd >= 0 && b->rl_h.fd < 0 && b->loop) {
-			b->rl_h.fd = b->rl.timer_fd;
-			ret = event_loop__add(b->loop, &b->rl_h, EPOLLIN);
-		}
+	if (changed & CONFIG_CHANGED_PATH) {
+		path = strdup(cfg->path_on_host);
+		ret = path ? open_disk(cfg->path_on_host, b->read_only, &fd, &bytes) : -ENOMEM;
 	}
+	if (!ret && (changed & CONFIG_CHANGED_RATE_LIMITER))
+		ret = update_limits(b, cfg);
+	if (!ret && fd >= 0) {
+		swap_file(b, fd, bytes, path);
+		fd = -1;
+		path = NULL;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(path);
 	if (ret)
 		b->m.update_fails++;
 	else

@@ -27,7 +27,7 @@ struct blk_slot; /* a request and its buffers, pooled */
 
 struct virtio_blk {
 	struct virtio_mmio t;
-	char id[VIRTIO_BLK_ID_BYTES + 1];
+	char id[VM_DEVICE_ID_MAX + 1]; /* the guest's GET_ID sees the first 20 bytes */
 	char *path;
 	int fd;
 	uint64_t disk_bytes;

@@ -323,7 +323,16 @@ int vmm__start_instance(struct vmm *v)
 	if (!ret)
 		ret = vm__start(&v->vm);
 	if (ret) {
+		/* nothing half-made stays: the VM's fds leave the loop as they are closed */
+		if (v->stdin_armed)
+			event_loop__del(&v->loop, &v->stdin_h);
+		v->stdin_armed = false;
+		if (v->out_timer_h.fd >= 0)
+			close(v->out_timer_h.fd);
+		v->out_timer_h.fd = -1;
 		restore_tty(v);
+		vm__destroy(&v->vm);
+		v->vm_created = false;
 		return ret;
 	}
 	v->state = INSTANCE_RUNNING;

@@ -107,7 +107,7 @@ static void patch_drive(struct vmm *v, struct vmm_action *a, struct vmm_reply *r
 	}
 	error__clear();
 	if (virtio_blk__update(b, d, a->changed)) {
-		reply_error(r, 400, "drive %s: %s", a->device_id, error__get());
+		reply_error(r, 400, "%s", error__get());
 		return;
 	}
 	config__free(&v->cfg);

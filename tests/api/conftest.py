@@ -40,6 +40,9 @@ PREFIX = "EMBER-GUEST: "
 HANG_ARGS = "tests=hello exit=hang"
 MSG_AFTER_START = "The requested operation is not supported after starting the microVM."
 MSG_BEFORE_START = "The requested operation is not supported before starting the microVM."
+# the guest's last line; the console may show a line in parts (Ember writes out what the
+# guest has sent when its VMM thread gets to it, not only whole lines)
+DONE_LINE_RE = re.compile(re.escape(PREFIX) + r"done passed=\d+ failed=\d+\n")
 PROM_SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*) (-?[0-9]+(?:\.[0-9]+)?)$")
 SOCKET_TIMEOUT = 5.0
 
@@ -76,10 +79,17 @@ def built(tmp_path_factory):
     ApiVmm.binary = snapshot_binary(EMBER, tmp_path_factory.mktemp("bin"))
 
 
-def serial_boot_args(repeats=300, end="exit=hang"):
+BOOT_ARGS_MAX = 2047  # the kernel command line, with what Ember appends (docs/api.md)
+
+
+def serial_boot_args(repeats=250, end="exit=hang"):
     """A guest that prints for a long time: the `serial` test (2.2 KB) run `repeats` times,
-    about 10-40 us a byte on this host, i.e. several seconds of steady console output."""
-    return "tests=" + ",".join(["serial"] * repeats) + " " + end
+    about 10-40 us a byte on this host, i.e. several seconds of steady console output.
+    250 repeats keep the line (1765 bytes) under BOOT_ARGS_MAX with room for Ember's own
+    arguments."""
+    args = "tests=" + ",".join(["serial"] * repeats) + " " + end
+    assert len(args) <= BOOT_ARGS_MAX - 100, f"{len(args)} bytes of boot_args"
+    return args
 
 
 # ---- the HTTP client ----
@@ -343,12 +353,16 @@ class ApiVmm:
         return self.ok("PUT", "/actions", {"action_type": "InstanceStart"})
 
     def boot(self, boot_args=HANG_ARGS, wait_done=True, **kw):
-        """Configures and starts the test guest; waits for its "done" line."""
+        """Configures and starts the test guest; waits for its whole "done" line."""
         self.configure(boot_args, **kw)
         self.start()
         if wait_done:
-            self.wait_console(PREFIX + "done ")
+            self.wait_done()
         return self
+
+    def wait_done(self, timeout=10.0):
+        self.wait_until(lambda: DONE_LINE_RE.search(self.console), timeout,
+                        "the guest's whole done line on the console")
 
     # ---- what came out ----
     @property

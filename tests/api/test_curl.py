@@ -10,7 +10,9 @@ docs/api.md's conventions, which this file relies on:
   - in an expected body, the string "..." matches any value, a line "..." any lines, and
     in a text body every number matches any number;
   - `<!-- curl-test: fresh -->` before an example starts a new Ember for it and what follows;
-  - the paths in SUBSTITUTE stand for the test's own.
+  - the paths in substitutions() stand for the test's own: the socket, the kernel, the log,
+    metrics and console files, and the drive images of DRIVE_IMAGES, which the test makes
+    (small sparse files); a path under /nonexistent is left alone, to stay missing.
 """
 import json
 import re
@@ -26,6 +28,9 @@ CURL = shutil.which("curl")
 FENCE_RE = re.compile(r"^```([A-Za-z]*)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 FRESH = "<!-- curl-test: fresh -->"
 BOOT_ARGS = "console=ttyS0 reboot=k panic=1 pci=off"
+# the drive images docs/api.md names, and the size of the file that stands for each
+DRIVE_IMAGES = {"/var/lib/rootfs.ext4": 1 << 20, "/var/lib/scratch.ext4": 64 << 10,
+                "/var/lib/scratch-v2.ext4": 128 << 10}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -33,8 +38,21 @@ def have_curl():
     assert CURL, "curl is not installed (apt-get install curl)"
 
 
+def drive_images(tmp_path):
+    """[(documented path, the test's file)], the files made (sparse) if missing."""
+    out = []
+    for doc_path, size in DRIVE_IMAGES.items():
+        path = tmp_path / "drives" / doc_path.rsplit("/", 1)[1]
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            with open(path, "wb") as f:
+                f.truncate(size)
+        out.append((doc_path, str(path)))
+    return out
+
+
 def substitutions(vm, tmp_path):
-    return [
+    return drive_images(tmp_path) + [
         ("/tmp/ember.socket", str(vm.socket_path)),
         ("/path/to/vmlinux", str(GUEST)),
         ("/tmp/ember-metrics.json", str(tmp_path / "ember-metrics.json")),
@@ -214,6 +232,9 @@ def test_firecracker_getting_started_flow(ember, tmp_path):
     each) and its newer one (--data, no Content-Type), against Ember."""
     vm = ember
     log = tmp_path / "firecracker.log"
+    rootfs = tmp_path / "ubuntu.ext4"
+    with open(rootfs, "wb") as f:
+        f.truncate(1 << 20)
     sock = str(vm.socket_path)
     script = f"""
 set -e
@@ -221,6 +242,7 @@ API_SOCKET="{sock}"
 KERNEL="{GUEST}"
 KERNEL_BOOT_ARGS="console=ttyS0 reboot=k panic=1 pci=off tests=hello exit=hang"
 LOGFILE="{log}"
+ROOTFS="{rootfs}"
 touch "$LOGFILE"
 curl -sS -X PUT --unix-socket "${{API_SOCKET}}" \\
     --data "{{
@@ -247,7 +269,7 @@ curl -sS --unix-socket "${{API_SOCKET}}" -i \\
 curl -sS -X PUT --unix-socket "${{API_SOCKET}}" \\
     --data "{{
         \\"drive_id\\": \\"rootfs\\",
-        \\"path_on_host\\": \\"/var/lib/ubuntu.ext4\\",
+        \\"path_on_host\\": \\"${{ROOTFS}}\\",
         \\"is_root_device\\": true,
         \\"is_read_only\\": false
     }}" \\
@@ -264,9 +286,14 @@ curl -sS --unix-socket "${{API_SOCKET}}" -i \\
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     codes = r.stdout.split()
-    # logger, boot-source, machine-config, drive (no virtio-blk yet: a clear 400), start
-    assert codes == ["204", "204", "204", "400", "204"], r.stdout
+    # logger, boot-source, machine-config, drive, start
+    assert codes == ["204", "204", "204", "204", "204"], r.stdout
     vm.wait_console(PREFIX + "done passed=1 failed=0")
+    # the root drive is on the guest's command line, as Firecracker puts it there
+    assert "virtio_mmio.device=4K@0xd0001000:5 root=/dev/vda rw" in vm.console, vm.describe()
+    drives = json.loads(curl(vm, "http://localhost/vm/config")[1])["drives"]
+    assert [(d["drive_id"], d["path_on_host"], d["is_root_device"]) for d in drives] == \
+        [("rootfs", str(rootfs), True)], drives
     assert curl(vm, "http://localhost/")[1].count('"state":"Running"') == 1
     assert ":DEBUG:" in log.read_text() or ":INFO:" in log.read_text(), log.read_text()
     for state in ("Paused", "Resumed"):
@@ -279,20 +306,37 @@ curl -sS --unix-socket "${{API_SOCKET}}" -i \\
     vm.assert_healthy("Running")
 
 
-def test_curl_drive_message_is_clear(ember):
-    status, body = curl(ember, "-X", "PUT", "http://localhost/drives/rootfs", "--data",
-                        '{"drive_id": "rootfs", "path_on_host": "/r.ext4", '
-                        '"is_root_device": true}')
-    if status == 204:  # accepted pre-boot: then InstanceStart must say why it cannot start
-        ember.configure()
-        status, body = curl(ember, "-X", "PUT", "http://localhost/actions", "--data",
-                            '{"action_type": "InstanceStart"}')
+def test_curl_drive_message_is_clear(ember, tmp_path):
+    """A drive whose file is missing is accepted pre-boot (the file is opened at
+    InstanceStart); InstanceStart then names the file and why, and the fixed drive starts."""
+    missing = tmp_path / "no-such-dir" / "r.ext4"
+    body = {"drive_id": "rootfs", "path_on_host": str(missing), "is_root_device": True}
+    status, _ = curl(ember, "-X", "PUT", "http://localhost/drives/rootfs", "--data",
+                     json.dumps(body))
+    assert status == 204
+    ember.configure()
+    status, out = curl(ember, "-X", "PUT", "http://localhost/actions", "--data",
+                       '{"action_type": "InstanceStart"}')
+    assert status == 400, out
+    assert json.loads(out)["fault_message"] == \
+        f"InstanceStart: drive {missing}: No such file or directory", out
+    missing.parent.mkdir()
+    missing.write_bytes(b"\0" * 4096)
+    status, out = curl(ember, "-X", "PUT", "http://localhost/actions", "--data",
+                       '{"action_type": "InstanceStart"}')
+    assert status == 204, out
+    ember.wait_console(PREFIX + "done passed=1 failed=0")
+
+
+def test_curl_network_interface_message_is_clear(ember):
+    status, body = curl(ember, "-X", "PUT", "http://localhost/network-interfaces/eth0",
+                        "--data", '{"iface_id": "eth0", "host_dev_name": "tap0"}')
     assert status == 400 and "not supported yet" in json.loads(body)["fault_message"], body
 
 
 def test_curl_large_body_with_expect_100_continue(ember):
     """curl sends Expect: 100-continue for larger bodies; Ember answers it."""
-    args = "console=ttyS0 " + "x" * 3000 + " tests=hello exit=hang"
+    args = "console=ttyS0 " + "x" * 1900 + " tests=hello exit=hang"  # boot_args: 2047 at most
     status, _ = curl(ember, "-H", "Expect: 100-continue", "-X", "PUT",
                      "http://localhost/boot-source", "-d",
                      json.dumps({"kernel_image_path": str(GUEST), "boot_args": args}))
