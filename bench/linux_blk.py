@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from framework.microvm import Microvm, VmmTimeout  # noqa: E402
-from linux_boot import BINARIES, Images, environment, summary  # noqa: E402
+from linux_boot import BINARIES, Images, environment, on_real_kvm, summary  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "bench", "results")
 VCPUS, MEM_MIB, DATA_MIB, RAND_READS = 1, 256, 64, 200
@@ -133,16 +133,7 @@ def main():
     args = ap.parse_args()
     engines = args.engines.split(",")
 
-    with open("/proc/cpuinfo") as f:
-        hw = any(w in f.read().split() for w in ("vmx", "svm"))
-    in_l1 = os.environ.get("EMBER_IN_L1") == "1"
-    if not in_l1:
-        Images(build=True)
-    if not hw and not in_l1:
-        print("linux_blk: no vmx/svm here: running inside the real-KVM bench (docs/bench-vm.md)",
-              file=sys.stderr)
-        os.execv(os.path.join(ROOT, "tests", "bench-vm", "run-in-l1"),
-                 ["run-in-l1", "--", sys.executable, os.path.abspath(__file__), *sys.argv[1:]])
+    on_real_kvm("linux_blk", __file__)
     if not os.access(BINARIES["ember"], os.X_OK):
         sys.exit("linux_blk: build/ember is missing: run make")
     images = Images(build=False)

@@ -90,13 +90,12 @@ def api_run(images, workdir, timeout):
     """Ember driven through the API: InstanceStart to boot-complete, as the client sees it
     (the console line's arrival) and as Ember's boot timer counts it (from InstanceStart)."""
     vm = ApiMicrovm("ember", BINARIES["ember"], workdir, images, "ember-api")
-    cfg = vm.basic_config(vcpu_count=VCPUS, mem_size_mib=MEM_MIB, cmd="true", initrd=True,
-                          rootfs=False)
+    vm.basic_config(vcpu_count=VCPUS, mem_size_mib=MEM_MIB, cmd="true", initrd=True,
+                    rootfs=False)
     try:
         vm.spawn()
         vm.wait_for_socket()
-        vm.ok("PUT", "/boot-source", cfg["boot-source"])
-        vm.ok("PUT", "/machine-config", cfg["machine-config"])
+        vm.put_config()
         t0 = time.monotonic() - vm._spawned_at
         vm.ok("PUT", "/actions", {"action_type": "InstanceStart"})
         vm.wait_for_exit(timeout)
@@ -131,6 +130,21 @@ def setup_time(vmm, workdir):
         if r["stdout_bytes"] >= 1:
             times.append(r["first_byte_us"] / 1000)
     return statistics.median(times) if times else None
+
+
+def on_real_kvm(name, script):
+    """Builds the guest images on the host, then re-runs script inside the real-KVM bench
+    when this host has no vmx/svm (there a kernel build would take hours)."""
+    with open("/proc/cpuinfo") as f:
+        hw = any(w in f.read().split() for w in ("vmx", "svm"))
+    in_l1 = os.environ.get("EMBER_IN_L1") == "1"
+    if not in_l1:
+        Images(build=True)
+    if not hw and not in_l1:
+        print(f"{name}: no vmx/svm here: running inside the real-KVM bench (docs/bench-vm.md)",
+              file=sys.stderr)
+        os.execv(os.path.join(ROOT, "tests", "bench-vm", "run-in-l1"),
+                 ["run-in-l1", "--", sys.executable, os.path.abspath(script), *sys.argv[1:]])
 
 
 def summary(values):
@@ -216,16 +230,7 @@ def main():
     args = ap.parse_args()
     vmms = args.vmm.split(",")
 
-    with open("/proc/cpuinfo") as f:
-        hw = any(w in f.read().split() for w in ("vmx", "svm"))
-    in_l1 = os.environ.get("EMBER_IN_L1") == "1"
-    if not in_l1:
-        Images(build=True)  # on the host: a kernel build inside the L1 would take hours
-    if not hw and not in_l1:
-        print("linux_boot: no vmx/svm here: running inside the real-KVM bench (docs/bench-vm.md)",
-              file=sys.stderr)
-        os.execv(os.path.join(ROOT, "tests", "bench-vm", "run-in-l1"),
-                 ["run-in-l1", "--", sys.executable, os.path.abspath(__file__), *sys.argv[1:]])
+    on_real_kvm("linux_boot", __file__)
     if "ember" in vmms and not os.access(BINARIES["ember"], os.X_OK):
         sys.exit("linux_boot: build/ember is missing: run make")
 

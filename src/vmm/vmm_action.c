@@ -65,6 +65,15 @@ static const char *not_yet(enum vmm_resource res)
 	}
 }
 
+/* The action's config, already applied, becomes the VM's. */
+static void take_config(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
+{
+	config__free(&v->cfg);
+	v->cfg = a->cfg;
+	memset(&a->cfg, 0, sizeof(a->cfg));
+	r->status = 204;
+}
+
 static void set_config(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
 {
 	if (v->state != INSTANCE_NOT_STARTED) {
@@ -81,10 +90,7 @@ static void set_config(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
 		reply_error(r, 400, "%s", error__get());
 		return;
 	}
-	config__free(&v->cfg);
-	v->cfg = a->cfg;
-	memset(&a->cfg, 0, sizeof(a->cfg));
-	r->status = 204;
+	take_config(v, a, r);
 }
 
 static const struct drive_config *find_drive_config(const struct vm_config *cfg, const char *id)
@@ -110,10 +116,7 @@ static void patch_drive(struct vmm *v, struct vmm_action *a, struct vmm_reply *r
 		reply_error(r, 400, "%s", error__get());
 		return;
 	}
-	config__free(&v->cfg);
-	v->cfg = a->cfg;
-	memset(&a->cfg, 0, sizeof(a->cfg));
-	r->status = 204;
+	take_config(v, a, r);
 }
 
 static void patch_device(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)

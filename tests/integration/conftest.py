@@ -3,6 +3,7 @@
 
     microvm_factory   makes Microvm objects (framework/microvm.py); all are killed at teardown
     microvm           one Microvm
+    api_microvm       one ApiMicrovm: configured over the API socket (Ember only)
     io_engine         "Sync" or "Async": every test that boots a VM runs once with each
                       (--io-engine picks one), as the drives' io_engine
     guest_images      the cached guest kernel and rootfs (resources/guest/guest-images.sh)
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from framework.api_microvm import ApiMicrovm
 from framework.microvm import Microvm
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,6 +150,15 @@ def microvm_factory(request, tmp_path, vmm, vmm_binary, guest_images, kvm_availa
 @pytest.fixture
 def microvm(microvm_factory):
     return microvm_factory()
+
+
+@pytest.fixture
+def api_microvm(request, tmp_path, vmm_binary, guest_images, kvm_available, io_engine):
+    """An Ember driven through its API socket (framework/api_microvm.py)."""
+    vm = ApiMicrovm("ember", vmm_binary, tmp_path / "api-vm", guest_images, "api-vm", io_engine)
+    request.node.ember_microvms = [vm]
+    yield vm
+    vm.kill()
 
 
 @pytest.hookimpl(hookwrapper=True)

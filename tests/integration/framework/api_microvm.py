@@ -50,6 +50,14 @@ class ApiMicrovm(Microvm):
         assert status == want, f"{method} {path}: {status} {reply}\n" + self.describe()
         return reply
 
+    def put_config(self):
+        """Sends self.config (from basic_config() and add_drive()) over the API: boot-source,
+        machine-config and each drive."""
+        self.ok("PUT", "/boot-source", self.config["boot-source"])
+        self.ok("PUT", "/machine-config", self.config["machine-config"])
+        for drive in self.config.get("drives", []):
+            self.ok("PUT", f"/drives/{drive['drive_id']}", drive)
+
     def state(self):
         return self.ok("GET", "/")["state"]
 

@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from framework.api_microvm import ApiMicrovm
 from framework.microvm import BOOT_TIMEOUT, EXIT_TIMEOUT, INIT_BOOT
 
 TICK_CMD = "i=0; while true; do echo api-tick-$i; i=$((i+1)); sleep 0.2; done"
@@ -20,14 +19,6 @@ TICK_CMD = "i=0; while true; do echo api-tick-$i; i=$((i+1)); sleep 0.2; done"
 
 def ticks(vm):
     return vm.console.count("api-tick-")
-
-
-@pytest.fixture
-def api_microvm(request, tmp_path, vmm_binary, guest_images, kvm_available, io_engine):
-    vm = ApiMicrovm("ember", vmm_binary, tmp_path / "api-vm", guest_images, "api-vm", io_engine)
-    request.node.ember_microvms = [vm]
-    yield vm
-    vm.kill()
 
 
 @pytest.mark.ember_only
@@ -38,10 +29,7 @@ def test_api_boot_pause_resume_ctrl_alt_del(api_microvm, kernel):
     vm.spawn()
     vm.wait_for_socket()
     assert vm.state() == "Not started"
-    vm.ok("PUT", "/boot-source", cfg["boot-source"])
-    vm.ok("PUT", "/machine-config", cfg["machine-config"])
-    for drive in cfg["drives"]:
-        vm.ok("PUT", f"/drives/{drive['drive_id']}", drive)
+    vm.put_config()
     assert vm.ok("GET", "/vm/config")["boot-source"] == {"initrd_path": None, **cfg["boot-source"]}
     vm.ok("PUT", "/actions", {"action_type": "InstanceStart"})
     assert vm.state() == "Running"

@@ -12,7 +12,6 @@ import secrets
 
 import pytest
 
-from framework.api_microvm import ApiMicrovm
 from framework.microvm import BOOT_TIMEOUT
 
 MIB = 1 << 20
@@ -213,14 +212,6 @@ def test_rate_limiter_holds_the_rate(microvm, case):
         f"{case}: {measured:.0f}/s against {rate}/s ({seconds:.2f} s)\n" + microvm.describe()
 
 
-@pytest.fixture
-def api_microvm(request, tmp_path, vmm_binary, guest_images, kvm_available, io_engine):
-    vm = ApiMicrovm("ember", vmm_binary, tmp_path / "api-vm", guest_images, "api-vm", io_engine)
-    request.node.ember_microvms = [vm]
-    yield vm
-    vm.kill()
-
-
 @pytest.mark.ember_only
 def test_patch_drive_swaps_backing_file(api_microvm):
     """PATCH /drives/{id} with a new path_on_host while the guest runs: the guest is told
@@ -228,7 +219,7 @@ def test_patch_drive_swaps_backing_file(api_microvm):
     vm = api_microvm
     old = make_disk(vm.workdir / "old.img", MIB, "old")
     new = make_disk(vm.workdir / "new.img", 3 * MIB, "new")
-    cfg = vm.basic_config(cmd=(
+    vm.basic_config(cmd=(
         "s0=$(cat /sys/block/vdb/size); echo size0=$s0; echo waiting-for-patch; "
         "while [ $(cat /sys/block/vdb/size) = $s0 ]; do sleep 0.1; done; "
         "echo size1=$(cat /sys/block/vdb/size); "
@@ -236,10 +227,7 @@ def test_patch_drive_swaps_backing_file(api_microvm):
     data = vm.add_drive("data", old)
     vm.spawn()
     vm.wait_for_socket()
-    vm.ok("PUT", "/boot-source", cfg["boot-source"])
-    vm.ok("PUT", "/machine-config", cfg["machine-config"])
-    for drive in cfg["drives"]:
-        vm.ok("PUT", f"/drives/{drive['drive_id']}", drive)
+    vm.put_config()
     vm.ok("PUT", "/actions", {"action_type": "InstanceStart"})
     vm.wait_for(lambda: "waiting-for-patch" in vm.console or vm.exited(), BOOT_TIMEOUT,
                 "the guest to read the first size")
