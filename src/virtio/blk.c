@@ -227,6 +227,26 @@ static bool submit(struct virtio_blk *b, struct blk_slot *s)
 	return true;
 }
 
+/* A read or write that io_uring did only in part: the rest, synchronously. */
+static bool finish_short(struct virtio_blk *b, struct blk_request *r, uint64_t done)
+{
+	struct blk_request rest = *r;
+	uint64_t skip = done;
+	unsigned int i = 0;
+
+	while (i < rest.niov && skip >= rest.iov[i].iov_len)
+		skip -= rest.iov[i++].iov_len;
+	rest.niov -= i;
+	memmove(rest.iov, rest.iov + i, rest.niov * sizeof(rest.iov[0]));
+	if (rest.niov) {
+		rest.iov[0].iov_base = (uint8_t *)rest.iov[0].iov_base + skip;
+		rest.iov[0].iov_len -= skip;
+	}
+	rest.offset += done;
+	rest.len -= done;
+	return run_iov(b, &rest, r->kind == BLK_REQ_OUT) == (ssize_t)rest.len;
+}
+
 static void reap(struct virtio_blk *b)
 {
 	struct io_uring_cqe *cqe;
@@ -234,10 +254,13 @@ static void reap(struct virtio_blk *b)
 	while (!io_uring_peek_cqe(&b->ring, &cqe)) {
 		struct blk_slot *s = io_uring_cqe_get_data(cqe);
 		struct blk_request *r = &s->req;
-		bool ok = r->kind == BLK_REQ_FLUSH ? cqe->res >= 0 : cqe->res == (int)r->len;
+		int res = cqe->res;
+		bool ok = res >= 0;
 
 		io_uring_cqe_seen(&b->ring, cqe);
 		b->inflight--;
+		if (ok && r->kind != BLK_REQ_FLUSH && (uint64_t)res < r->len)
+			ok = finish_short(b, r, (uint64_t)res); /* as the Sync engine would */
 		complete(b, s, ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR,
 			 ok && r->kind == BLK_REQ_IN ? (uint32_t)r->len : 0);
 	}
@@ -292,17 +315,21 @@ static struct blk_slot *next_request(struct virtio_blk *b)
 		b->parked = NULL;
 		return s;
 	}
-	while ((ret = virtq__pop(q, &c)) == 0) {
-		if (!virtq__arm_notify(q))
-			return NULL;
-	}
-	if (ret < 0) {
-		virtio_mmio__needs_reset(&b->t, "a malformed descriptor chain");
-		return NULL;
-	}
+	/* the slot first: a chain taken off the ring must always be answered */
 	s = get_slot(b);
 	if (!s)
 		return NULL;
+	while ((ret = virtq__pop(q, &c)) == 0) {
+		if (!virtq__arm_notify(q)) {
+			put_slot(b, s);
+			return NULL;
+		}
+	}
+	if (ret < 0) {
+		put_slot(b, s);
+		virtio_mmio__needs_reset(&b->t, "a malformed descriptor chain");
+		return NULL;
+	}
 	if (blk_request__parse(b->t.gm, &c, b->disk_bytes, b->read_only, &s->req)) {
 		b->m.invalid_reqs_count++;
 		put_slot(b, s);
@@ -322,7 +349,8 @@ static void process(struct virtio_blk *b)
 		uint32_t written;
 		uint8_t status;
 
-		if (!rate_limiter__consume(&b->rl, cost_bytes(&s->req), rate_limiter__now_ns())) {
+		if ((b->rl.bytes.enabled || b->rl.ops.enabled) &&
+		    !rate_limiter__consume(&b->rl, cost_bytes(&s->req), rate_limiter__now_ns())) {
 			b->m.rate_limiter_throttled_events++;
 			b->parked = s;
 			break;
