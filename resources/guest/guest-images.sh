@@ -8,6 +8,7 @@
 #   GUEST_BZIMAGE       the same kernel as a bzImage
 #   GUEST_INITRAMFS     busybox rootfs as a gzip newc cpio (boot with rdinit=/init)
 #   GUEST_ROOTFS_EXT4   the same rootfs as an ext4 image (root=/dev/vda); copy before writing
+#   GUEST_AGENT         the guest agent in both (/usr/bin/ember-agent), static: runs here too
 # With --build, builds whatever is missing first (progress on stderr; cache hits are
 # instant). Without it, the paths may not exist yet.
 set -eu
@@ -22,3 +23,4 @@ echo "GUEST_VMLINUX=$kernel/vmlinux"
 echo "GUEST_BZIMAGE=$kernel/bzImage"
 echo "GUEST_INITRAMFS=$rootfs/initramfs.cpio.gz"
 echo "GUEST_ROOTFS_EXT4=$rootfs/rootfs.ext4"
+echo "GUEST_AGENT=$rootfs/ember-agent"

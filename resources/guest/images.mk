@@ -2,9 +2,10 @@
 # Guest images (included from the top Makefile). docs/guest-images.md describes them.
 #
 #   make guest-images        build and cache the guest kernel (vmlinux + bzImage), the
-#                            busybox rootfs as ext4 and as an initramfs
+#                            busybox rootfs (with the guest agent) as ext4 and as an initramfs
 #   make guest-image-paths   print where they are
-#   make guest-images-selftest  test the builders' failure paths and the cache (~1 min)
+#   make guest-images-selftest  test the builders' failure paths and the cache, and the
+#                            guest agent's protocol on the host (~1 min)
 #
 # The images live outside the clone, in $(EMBER_CACHE) (default ~/.cache/ember), keyed
 # by a hash of their inputs; a cache hit costs a few milliseconds. The variables below are
@@ -17,6 +18,7 @@ GUEST_VMLINUX = $(call guest_image_path,GUEST_VMLINUX)
 GUEST_BZIMAGE = $(call guest_image_path,GUEST_BZIMAGE)
 GUEST_INITRAMFS = $(call guest_image_path,GUEST_INITRAMFS)
 GUEST_ROOTFS_EXT4 = $(call guest_image_path,GUEST_ROOTFS_EXT4)
+GUEST_AGENT = $(call guest_image_path,GUEST_AGENT)
 
 .PHONY: guest-images guest-image-paths guest-images-selftest
 
