@@ -115,7 +115,11 @@ def write_results(res):
             lines.append(f"| {engine} | {label} | {e['median'] if e else '-'} | "
                          f"{q['median'] if q else '-'} | {ratio if ratio else '-'} | "
                          f"{r['ember']['failed']} / {r['qemu']['failed']} |")
-    lines += ["", "A ratio above 1 means Ember is faster. p10/p90 are in linux_blk.json."]
+    lines += ["", "A ratio above 1 means Ember is faster. p10/p90 are in linux_blk.json. The "
+                  "sequential runs take about a second each and /proc/uptime counts in 10 ms "
+                  "steps, hence the repeated values; differences under about 10 % are within "
+                  "that and the bench's noise. The host-side device-model figures are in "
+                  "blk.md."]
     for engine, r in res["engines"].items():
         for vmm in ("ember", "qemu"):
             if r[vmm]["failures"]:
