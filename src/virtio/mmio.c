@@ -354,6 +354,7 @@ static void on_kick(struct event_handler *h, uint32_t events)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* Without KVM (vm_fd < 0), the kick eventfds are registered nowhere. */
 static int ioeventfd(struct virtio_mmio *t, uint16_t q, int fd, bool assign)
 {
 	struct kvm_ioeventfd io = {
@@ -364,9 +365,12 @@ static int ioeventfd(struct virtio_mmio *t, uint16_t q, int fd, bool assign)
 		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
 	};
 
+	if (t->vm_fd < 0)
+		return 0;
 	return ioctl(t->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
+/* The interrupt's eventfd; without KVM (vm_fd < 0) it is routed nowhere. */
 static int irqfd(struct virtio_mmio *t)
 {
 	struct kvm_irqfd f = { .gsi = t->gsi };
@@ -374,6 +378,8 @@ static int irqfd(struct virtio_mmio *t)
 	t->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (t->irq_fd < 0)
 		return -errno;
+	if (t->vm_fd < 0)
+		return 0;
 	f.fd = (uint32_t)t->irq_fd;
 	return ioctl(t->vm_fd, KVM_IRQFD, &f) < 0 ? -errno : 0;
 }

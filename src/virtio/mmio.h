@@ -92,7 +92,15 @@ extern const struct bus_dev_ops virtio_mmio__bus_ops;
 /*
  * Sets up the transport at base (4 KiB) with interrupt gsi: an irqfd and one ioeventfd per
  * queue on QueueNotify. The caller registers &virtio_mmio__bus_ops on the MMIO bus with t
- * as opaque, and calls virtio_mmio__watch() with the VMM loop.
+ * as opaque, and calls virtio_mmio__watch() with the VMM loop. 0 or -errno with
+ * error__set(); on an error, virtio_mmio__destroy() closes what was opened.
+ *
+ * Without KVM (vm_fd < 0: unit tests and harnesses), the same transport with its eventfds
+ * registered nowhere, and base and gsi only names: no KVM_IRQFD, no KVM_IOEVENTFD (nor its
+ * removal in virtio_mmio__destroy()). The caller kicks queue q by writing 8 bytes to
+ * t->kicks[q].h.fd (handled once watched, as a kick from KVM would be) and sees the
+ * interrupts by reading t->irq_fd. A write to QueueNotify through the bus is not a kick
+ * there: it is counted in bad_register_accesses, as one that no ioeventfd took.
  */
 int virtio_mmio__init(struct virtio_mmio *t, int vm_fd, const struct gmem *gm, uint64_t base,
 		      uint32_t gsi, const struct virtio_dev_ops *ops, void *dev);

@@ -20,7 +20,7 @@
  *
  * Ordering (2.7.13 and 2.7.7/2.7.10, as Linux's virtio_ring.c and vhost expect):
  * - pop: load avail->idx, acquire fence, then ring entries and descriptors;
- * - push: store the used element, release fence, then used->idx;
+ * - push: store the used elements, release fence, then used->idx, once for all of them;
  * - should_signal: full fence between the store of used->idx and the load of used_event
  *   (or avail->flags), else a driver that just re-enabled interrupts could be missed;
  * - arm_notify: full fence between the store of avail_event and the re-load of avail->idx,
@@ -284,24 +284,44 @@ uint16_t virtq__pending(const struct virtq *q)
 
 /* ---- giving chains back ---- */
 
-int virtq__push(struct virtq *q, uint16_t head, uint32_t len)
+int virtq__push_n(struct virtq *q, const struct vq_used *u, unsigned int n)
 {
+	uint16_t old = q->used_idx;
 	uint64_t off;
 
-	if (!q->ready || head >= q->size)
+	if (!q->ready || n > q->size)
 		return -EINVAL;
-	off = USED_RING_OFF + USED_ELEM_BYTES * (uint64_t)(q->used_idx & (q->size - 1));
-	if (store32(q, q->used_gpa, off, head) || store32(q, q->used_gpa, off + 4, len))
-		return -EINVAL;
-	/* the element before the index that publishes it */
+	for (unsigned int i = 0; i < n; i++) { /* every head first: all or nothing */
+		if (u[i].head >= q->size)
+			return -EINVAL;
+	}
+	if (!n)
+		return 0;
+	for (unsigned int i = 0; i < n; i++) {
+		off = USED_RING_OFF + USED_ELEM_BYTES * (uint64_t)((old + i) & (q->size - 1));
+		if (store32(q, q->used_gpa, off, u[i].head) ||
+		    store32(q, q->used_gpa, off + 4, u[i].len))
+			return -EINVAL; /* written past used->idx: the driver does not look there */
+	}
+	/* the elements before the index that publishes them */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
-	if (store16(q, q->used_gpa, RING_IDX_OFF, (uint16_t)(q->used_idx + 1)))
+	if (store16(q, q->used_gpa, RING_IDX_OFF, (uint16_t)(old + n)))
 		return -EINVAL;
-	q->used_idx++;
-	/* 2^16 pushes without a signal: signalled_used means nothing any more */
-	if (q->used_idx == q->signalled_used)
+	q->used_idx = (uint16_t)(old + n);
+	/*
+	 * (old, used_idx] passed signalled_used: 2^16 pushes or more without a signal, and
+	 * signalled_used means nothing any more
+	 */
+	if ((uint16_t)(q->signalled_used - old - 1) < n)
 		q->signalled_used_valid = false;
 	return 0;
+}
+
+int virtq__push(struct virtq *q, uint16_t head, uint32_t len)
+{
+	const struct vq_used u = { .head = head, .len = len };
+
+	return virtq__push_n(q, &u, 1);
 }
 
 /* vring_need_event() (2.7.10): has new_idx passed event since old_idx? */

@@ -61,6 +61,12 @@ struct vq_chain {
 	uint64_t writable; /* total bytes of the device-writable buffers */
 };
 
+/* One chain given back: its head, and the bytes the device wrote into it. */
+struct vq_used {
+	uint16_t head;
+	uint32_t len;
+};
+
 /*
  * Called when the driver sets QueueReady: checks the size and that the three rings are
  * aligned (desc 16, avail 2, used 4) and lie wholly in guest RAM. 0 or -EINVAL.
@@ -80,6 +86,13 @@ void virtq__reset(struct virtq *q);
  * the queue must not be used until reset.
  */
 int virtq__pop(struct virtq *q, struct vq_chain *c);
+/*
+ * Gives n chains back, published by one used->idx store (a frame over several chains): the
+ * driver sees all n or none of them. 0, also for n == 0 (nothing is written), or -EINVAL
+ * on a queue that is not ready, n > the queue size, or a head out of range; then nothing
+ * is published.
+ */
+int virtq__push_n(struct virtq *q, const struct vq_used *u, unsigned int n);
 /* Gives a chain back: one used ring entry with len bytes written. 0 or -EINVAL. */
 int virtq__push(struct virtq *q, uint16_t head, uint32_t len);
 /*

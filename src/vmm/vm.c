@@ -15,6 +15,8 @@
 #include "vmm/layout.h"
 #include "vmm/log.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/vsock.h"
 #include "vmm/mptable.h"
 #include "vmm/vcpu.h"
 
@@ -209,12 +211,19 @@ uint32_t vm__device_irq(unsigned int slot)
 	return LAYOUT_VIRTIO_IRQ_FIRST + slot;
 }
 
+/* The virtio devices: the drives, the interfaces, the vsock, one slot each in that order. */
+static unsigned int nr_devices(const struct vm_config *cfg)
+{
+	return cfg->nr_drives + cfg->nr_net + (cfg->has_vsock ? 1 : 0);
+}
+
 /* What Ember adds: its devices for virtio_mmio's command-line discovery, the root. */
 static int ember_params(const struct vm_config *cfg, char *buf, size_t size)
 {
 	size_t n = 0;
 
-	for (unsigned int i = 0; i < cfg->nr_drives; i++)
+	/* in the order setup_devices() places them */
+	for (unsigned int i = 0; i < nr_devices(cfg); i++)
 		n += (size_t)snprintf(buf + n, size - n, "virtio_mmio.device=4K@0x%llx:%u ",
 				      (unsigned long long)vm__device_base(i), vm__device_irq(i));
 	if (cfg->nr_drives && cfg->drives[0].is_root_device) {
@@ -230,33 +239,56 @@ static int ember_params(const struct vm_config *cfg, char *buf, size_t size)
 	return n < size ? 0 : -E2BIG;
 }
 
-static int setup_drives(struct vm *vm)
+/* The virtio devices, one slot each: the drives (root first), then the interfaces. */
+static int setup_devices(struct vm *vm)
 {
-	for (unsigned int i = 0; i < vm->cfg->nr_drives; i++) {
-		uint64_t base = vm__device_base(i);
-		int ret = virtio_blk__create(&vm->blks[i], &vm->cfg->drives[i], vm->fd, &vm->gmem,
-					     base, vm__device_irq(i));
+	unsigned int slot = 0;
+	int ret;
 
+	for (unsigned int i = 0; i < vm->cfg->nr_drives; i++, slot++) {
+		ret = virtio_blk__create(&vm->blks[i], &vm->cfg->drives[i], vm->fd, &vm->gmem,
+					 vm__device_base(slot), vm__device_irq(slot));
 		if (ret)
 			return ret;
 		vm->nr_blks = i + 1;
-		ret = bus__register(&vm->mmio, base, LAYOUT_VIRTIO_MMIO_SIZE, &virtio_mmio__bus_ops,
-				    &vm->blks[i]->t, "virtio-blk");
+		ret = bus__register(&vm->mmio, vm__device_base(slot), LAYOUT_VIRTIO_MMIO_SIZE,
+				    &virtio_mmio__bus_ops, &vm->blks[i]->t, "virtio-blk");
 		if (ret)
 			return error__set(ret, "cannot place drive %s", vm->cfg->drives[i].drive_id);
 	}
-	return 0;
+	for (unsigned int i = 0; i < vm->cfg->nr_net; i++, slot++) {
+		ret = virtio_net__create(&vm->nets[i], &vm->cfg->net[i], vm->fd, &vm->gmem,
+					 vm__device_base(slot), vm__device_irq(slot));
+		if (ret)
+			return ret;
+		vm->nr_nets = i + 1;
+		ret = bus__register(&vm->mmio, vm__device_base(slot), LAYOUT_VIRTIO_MMIO_SIZE,
+				    &virtio_mmio__bus_ops, &vm->nets[i]->t, "virtio-net");
+		if (ret)
+			return error__set(ret, "cannot place network interface %s",
+					  vm->cfg->net[i].iface_id);
+	}
+	if (!vm->cfg->has_vsock)
+		return 0;
+	ret = virtio_vsock__create(&vm->vsock, &vm->cfg->vsock, vm->fd, &vm->gmem,
+				   vm__device_base(slot), vm__device_irq(slot));
+	if (!ret)
+		ret = bus__register(&vm->mmio, vm__device_base(slot), LAYOUT_VIRTIO_MMIO_SIZE,
+				    &virtio_mmio__bus_ops, &vm->vsock->t, "virtio-vsock");
+	return ret;
 }
 
 int vm__watch_devices(struct vm *vm, struct event_loop *loop)
 {
-	for (unsigned int i = 0; i < vm->nr_blks; i++) {
-		int ret = virtio_blk__watch(vm->blks[i], loop);
+	int ret = 0;
 
-		if (ret)
-			return ret;
-	}
-	return 0;
+	for (unsigned int i = 0; !ret && i < vm->nr_blks; i++)
+		ret = virtio_blk__watch(vm->blks[i], loop);
+	for (unsigned int i = 0; !ret && i < vm->nr_nets; i++)
+		ret = virtio_net__watch(vm->nets[i], loop);
+	if (!ret && vm->vsock)
+		ret = virtio_vsock__watch(vm->vsock, loop);
+	return ret;
 }
 
 struct virtio_blk *vm__find_drive(struct vm *vm, const char *id)
@@ -264,6 +296,15 @@ struct virtio_blk *vm__find_drive(struct vm *vm, const char *id)
 	for (unsigned int i = 0; i < vm->nr_blks; i++) {
 		if (!strcmp(vm->blks[i]->id, id))
 			return vm->blks[i];
+	}
+	return NULL;
+}
+
+struct virtio_net *vm__find_net(struct vm *vm, const char *id)
+{
+	for (unsigned int i = 0; i < vm->nr_nets; i++) {
+		if (!strcmp(vm->nets[i]->id, id))
+			return vm->nets[i];
 	}
 	return NULL;
 }
@@ -377,13 +418,8 @@ int vm__check_config(const struct vm_config *cfg)
 {
 	if (!cfg->boot.kernel_image_path)
 		return error__set(-EINVAL, "no kernel: configure boot-source first");
-	if (cfg->nr_drives > LAYOUT_VIRTIO_IRQ_LAST - LAYOUT_VIRTIO_IRQ_FIRST + 1)
-		return error__set(-EINVAL, "drives: too many devices");
-	if (cfg->nr_net)
-		return error__set(-ENOTSUP,
-				  "network-interfaces: network interfaces are not supported yet");
-	if (cfg->has_vsock)
-		return error__set(-ENOTSUP, "vsock: vsock devices are not supported yet");
+	if (nr_devices(cfg) > LAYOUT_VIRTIO_IRQ_LAST - LAYOUT_VIRTIO_IRQ_FIRST + 1)
+		return error__set(-EINVAL, "drives, network-interfaces, vsock: too many devices");
 	return 0;
 }
 
@@ -409,7 +445,7 @@ int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_optio
 	if (!ret)
 		ret = setup_legacy_devices(vm);
 	if (!ret)
-		ret = setup_drives(vm);
+		ret = setup_devices(vm);
 	if (!ret)
 		ret = load_kernel(vm);
 	if (!ret)
@@ -552,6 +588,11 @@ static void free_userspace(struct vm *vm)
 	for (unsigned int i = 0; i < vm->nr_blks; i++)
 		virtio_blk__destroy(vm->blks[i]);
 	vm->nr_blks = 0;
+	for (unsigned int i = 0; i < vm->nr_nets; i++)
+		virtio_net__destroy(vm->nets[i]);
+	vm->nr_nets = 0;
+	virtio_vsock__destroy(vm->vsock);
+	vm->vsock = NULL;
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	vm->nr_started = 0;

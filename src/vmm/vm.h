@@ -74,6 +74,9 @@ struct vm {
 	struct debug_exit debug_exit;
 	struct virtio_blk *blks[VM_MAX_DRIVES];
 	unsigned int nr_blks;
+	struct virtio_net *nets[VM_MAX_NET_IFACES];
+	unsigned int nr_nets;
+	struct virtio_vsock *vsock; /* NULL without one */
 
 	/* stopping: the first vCPU or signal to ask wins */
 	pthread_mutex_t stop_lock;
@@ -96,6 +99,7 @@ uint32_t vm__device_irq(unsigned int slot);
 int vm__watch_devices(struct vm *vm, struct event_loop *loop);
 /* The drive with this id, or NULL. */
 struct virtio_blk *vm__find_drive(struct vm *vm, const char *id);
+struct virtio_net *vm__find_net(struct vm *vm, const char *id);
 /* Refuses what Ember cannot build yet (devices to come), naming it; 0 or -errno. */
 int vm__check_config(const struct vm_config *cfg);
 /* Opens KVM, creates the VM, memory, devices and vCPUs, and loads the kernel. */

@@ -10,6 +10,7 @@
 
 #include "api/config.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 #include "vmm/log.h"
 #include "vmm/vmm.h"
 
@@ -52,19 +53,6 @@ static int apply_now(struct vmm *v, const struct vmm_action *a)
 	}
 }
 
-/* Devices whose configuration is validated but that Ember cannot build yet. */
-static const char *not_yet(enum vmm_resource res)
-{
-	switch (res) {
-	case VMM_RES_NET:
-		return "network interfaces";
-	case VMM_RES_VSOCK:
-		return "vsock devices";
-	default:
-		return NULL;
-	}
-}
-
 /* The action's config, already applied, becomes the VM's. */
 static void take_config(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
 {
@@ -78,11 +66,6 @@ static void set_config(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
 {
 	if (v->state != INSTANCE_NOT_STARTED) {
 		reply_error(r, 400, MSG_AFTER_START);
-		return;
-	}
-	if (not_yet(a->resource)) {
-		reply_error(r, 400, "the request is valid, but %s are not supported yet",
-			    not_yet(a->resource));
 		return;
 	}
 	error__clear();
@@ -119,18 +102,42 @@ static void patch_drive(struct vmm *v, struct vmm_action *a, struct vmm_reply *r
 	take_config(v, a, r);
 }
 
+static const struct net_config *find_net_config(const struct vm_config *cfg, const char *id)
+{
+	for (unsigned int i = 0; i < cfg->nr_net; i++) {
+		if (!strcmp(cfg->net[i].iface_id, id))
+			return &cfg->net[i];
+	}
+	return NULL;
+}
+
+static void patch_net(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
+{
+	const struct net_config *n = find_net_config(&a->cfg, a->device_id);
+	struct virtio_net *dev = vm__find_net(&v->vm, a->device_id);
+
+	if (!n || !dev) {
+		reply_error(r, 400, "network interface %s: no such interface", a->device_id);
+		return;
+	}
+	error__clear();
+	if (virtio_net__update(dev, n, a->changed)) {
+		reply_error(r, 400, "%s", error__get());
+		return;
+	}
+	take_config(v, a, r);
+}
+
 static void patch_device(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
 {
 	if (v->state == INSTANCE_NOT_STARTED) {
 		reply_error(r, 400, MSG_BEFORE_START);
 		return;
 	}
-	if (a->resource == VMM_RES_DRIVE) {
+	if (a->resource == VMM_RES_DRIVE)
 		patch_drive(v, a, r);
-		return;
-	}
-	reply_error(r, 400, "network interface %s: network interfaces are not supported yet",
-		    a->device_id);
+	else
+		patch_net(v, a, r);
 }
 
 static void instance_start(struct vmm *v, struct vmm_reply *r)

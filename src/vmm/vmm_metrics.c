@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/vsock.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vmm.h"
@@ -28,9 +30,11 @@ struct snapshot {
 	struct patch_api_metrics patch_api;
 	struct block_metrics block;
 	struct virtio_metrics virtio;
+	struct net_metrics net;
+	struct vsock_metrics vsock;
 };
 
-#define NR_GROUPS 13
+#define NR_GROUPS 15
 
 static void take_vm(struct vmm *v, struct snapshot *s)
 {
@@ -47,6 +51,17 @@ static void take_vm(struct vmm *v, struct snapshot *s)
 	for (unsigned int i = 0; i < vm->nr_blks; i++)
 		metrics__add((uint64_t *)&s->virtio, (const uint64_t *)&vm->blks[i]->t.m,
 			     virtio_metrics__count);
+	for (unsigned int i = 0; i < vm->nr_nets; i++) {
+		metrics__add((uint64_t *)&s->net, (const uint64_t *)&vm->nets[i]->m,
+			     net_metrics__count);
+		metrics__add((uint64_t *)&s->virtio, (const uint64_t *)&vm->nets[i]->t.m,
+			     virtio_metrics__count);
+	}
+	if (vm->vsock) {
+		metrics__copy(&s->vsock, &vm->vsock->m, sizeof(s->vsock));
+		metrics__add((uint64_t *)&s->virtio, (const uint64_t *)&vm->vsock->t.m,
+			     virtio_metrics__count);
+	}
 	metrics__copy(&s->uart, &vm->serial.m, sizeof(s->uart));
 	metrics__copy(&s->i8042, &vm->i8042.m, sizeof(s->i8042));
 	s->vmm.unassigned_pio_reads = vm->pio.unassigned_reads;
@@ -95,6 +110,8 @@ static void groups(struct vmm *v, struct snapshot *s, struct metrics_group *g)
 		METRICS_GROUP("i8042", i8042_metrics, METRICS_COUNTER, &s->i8042, NULL),
 		METRICS_GROUP("uart", uart_metrics, METRICS_COUNTER, &s->uart, NULL),
 		METRICS_GROUP("block", block_metrics, METRICS_COUNTER, &s->block, NULL),
+		METRICS_GROUP("net", net_metrics, METRICS_COUNTER, &s->net, NULL),
+		METRICS_GROUP("vsock", vsock_metrics, METRICS_COUNTER, &s->vsock, NULL),
 		METRICS_GROUP("virtio", virtio_metrics, METRICS_COUNTER, &s->virtio, NULL),
 		METRICS_GROUP("vcpu", vcpu_metrics, METRICS_COUNTER, &s->vcpu, NULL),
 		METRICS_GROUP("vmm", vmm_metrics, METRICS_COUNTER, &s->vmm, NULL),

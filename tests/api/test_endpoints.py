@@ -4,6 +4,7 @@ a fault_message that names the field and the problem. All of it before InstanceS
 an Ember with no VM configured; what changes after the start is in test_lifecycle.py, and
 drives (PUT and run-time PATCH, with real files) are in test_drives.py."""
 import json
+import os
 
 import pytest
 
@@ -136,50 +137,41 @@ def test_get_vm_config_has_firecrackers_shape(ember):
     json.dumps(cfg)
 
 
-# ---- network interfaces, vsock: validated, then a clear "not supported yet" ----
-# (drives are supported: test_drives.py)
+# ---- network interfaces, vsock: accepted, and the VM starts with them ----
+# (drives: test_drives.py; the devices at work with Linux: tests/integration)
 
-DEVICES = [
-    ("/network-interfaces/eth0", NET, "network-interfaces", "network interfaces"),
-    ("/vsock", VSOCK, "vsock", "vsock devices"),
-]
 RL = {"bandwidth": {"size": 1048576, "one_time_burst": 0, "refill_time": 1000},
       "ops": {"size": 100, "refill_time": 1000}}
 
 
-def assert_device_refused_clearly(ember, path, body, key, what):
-    """A valid device request gets a clear 400 at the latest at InstanceStart: either at
-    once ("... block devices are not supported yet"), or it is accepted pre-boot and
-    InstanceStart refuses it, naming it. Either way the instance stays usable."""
+def device_cases(tmp_path):
+    tap = f"emt{os.getpid() % 100000}"
+    uds = str(tmp_path / "v.sock")
+    return {
+        "net": ("/network-interfaces/eth0", {**NET, "host_dev_name": tap,
+                                             "rx_rate_limiter": RL, "tx_rate_limiter": RL},
+                "network-interfaces"),
+        "vsock": ("/vsock", {**VSOCK, "uds_path": uds, "vsock_id": "vsock0"}, "vsock"),
+    }
+
+
+@pytest.mark.parametrize("case", ["net", "vsock"])
+def test_valid_device_is_kept_and_started(ember, tmp_path, case):
+    """A valid network interface or vsock is accepted before the start, shown by
+    GET /vm/config, and the VM starts with it (the TAP is made at InstanceStart, the
+    vsock's Unix socket is bound then)."""
+    path, body, key = device_cases(tmp_path)[case]
     r = ember.put(path, body)
-    if r.status == 400:
-        assert_fault(r, 400, what, "not supported yet")
-        got = ember.get("/vm/config").json[key]
-        assert not got, f"a refused {key} request was kept: {got}"
-        return "at once"
     assert r.status == 204, r
-    ember.configure()
-    r = ember.put("/actions", {"action_type": "InstanceStart"})
-    assert_fault(r, 400, "InstanceStart", key, what, "not supported yet")
-    return "at InstanceStart"
-
-
-@pytest.mark.parametrize("path,body,key,what", DEVICES, ids=["net", "vsock"])
-def test_valid_device_gets_a_clear_not_supported_yet(ember, path, body, key, what):
-    when = assert_device_refused_clearly(ember, path, body, key, what)
-    ember.assert_healthy("Not started")
-    if when == "at once":  # nothing was kept, so the instance still starts
-        ember.boot()
-        ember.assert_healthy("Running")
-
-
-@pytest.mark.parametrize("path,body,key,what", [
-    ("/network-interfaces/eth0", {**NET, "rx_rate_limiter": RL, "tx_rate_limiter": RL},
-     "network-interfaces", "network interfaces"),
-    ("/vsock", {**VSOCK, "vsock_id": "vsock0"}, "vsock", "vsock devices"),
-], ids=["net", "vsock"])
-def test_valid_device_with_every_field(ember, path, body, key, what):
-    assert_device_refused_clearly(ember, path, body, key, what)
+    got = ember.get("/vm/config").json[key]
+    shown = got[0] if isinstance(got, list) else got
+    for field in ("iface_id", "host_dev_name", "guest_mac", "guest_cid", "uds_path"):
+        if field in body:
+            assert shown[field] == body[field], got
+    ember.boot()
+    ember.assert_healthy("Running")
+    if case == "vsock":
+        assert os.path.exists(body["uds_path"])
 
 
 @pytest.mark.parametrize("path,body", [

@@ -4,6 +4,7 @@
     microvm_factory   makes Microvm objects (framework/microvm.py); all are killed at teardown
     microvm           one Microvm
     api_microvm       one ApiMicrovm: configured over the API socket (Ember only)
+    netns             a fresh network namespace to put TAP devices and a VMM in
     io_engine         "Sync" or "Async": every test that boots a VM runs once with each
                       (--io-engine picks one), as the drives' io_engine
     guest_images      the cached guest kernel and rootfs (resources/guest/guest-images.sh)
@@ -171,3 +172,40 @@ def pytest_runtest_makereport(item, call):
     for vm in getattr(item, "ember_microvms", []):
         if vm.proc is not None:
             report.sections.append((f"microvm {vm.name}", vm.describe(lines=60)))
+
+
+class NetNs:
+    """A network namespace made for one test (deleted afterwards), with TAP devices in it:
+    the set-up docs/network.md describes."""
+
+    def __init__(self, name):
+        self.name = name
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        self.ip("link", "set", "lo", "up")
+
+    def ip(self, *args):
+        return subprocess.run(["ip", "-n", self.name, *args], check=True,
+                              capture_output=True, text=True).stdout
+
+    def add_tap(self, tap, host_cidr):
+        """A TAP device with host_cidr (e.g. 10.0.0.1/24) on the host side, up."""
+        self.ip("tuntap", "add", "dev", tap, "mode", "tap")
+        self.ip("addr", "add", host_cidr, "dev", tap)
+        self.ip("link", "set", tap, "up")
+
+    def run(self, *cmd, **kw):
+        """cmd inside the namespace (subprocess.run arguments)."""
+        return subprocess.run(["ip", "netns", "exec", self.name, *cmd], **kw)
+
+    def popen(self, *cmd, **kw):
+        return subprocess.Popen(["ip", "netns", "exec", self.name, *cmd], **kw)
+
+    def delete(self):
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+@pytest.fixture
+def netns(request):
+    ns = NetNs(f"ember-{os.getpid()}-{abs(hash(request.node.nodeid)) % 100000}")
+    yield ns
+    ns.delete()

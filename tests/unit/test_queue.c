@@ -805,6 +805,155 @@ static void push_used(void **state)
 	assert_int_equal(get16(USED + 2), 4);
 }
 
+/* The used element in slot (idx mod size) is head, len. */
+static void expect_used(uint16_t idx, uint16_t head, uint32_t len)
+{
+	uint64_t at = USED + 4 + 8ULL * (idx & (d.q.size - 1));
+
+	assert_int_equal(get32(at), head);
+	assert_int_equal(get32(at + 4), len);
+}
+
+/* One chain through virtq__push_n() is what virtq__push() does; none is nothing. */
+static void push_n_one(void **state)
+{
+	const struct vq_used u = { .head = 5, .len = 1234 };
+
+	(void)state;
+	drv_init(8, false, 100);
+	assert_int_equal(virtq__push_n(&d.q, &u, 1), 0);
+	expect_used(100, 5, 1234);
+	assert_int_equal(get16(USED + 2), 101);
+	assert_int_equal(d.q.used_idx, 101);
+	put32(USED + 4 + 8 * (101 & 7), 0xdead);
+	assert_int_equal(virtq__push_n(&d.q, NULL, 0), 0);
+	assert_int_equal(get32(USED + 4 + 8 * (101 & 7)), 0xdead);
+	assert_int_equal(get16(USED + 2), 101);
+	assert_int_equal(d.q.used_idx, 101);
+	d.q.ready = false;
+	assert_int_equal(virtq__push_n(&d.q, &u, 1), -EINVAL);
+	assert_int_equal(virtq__push_n(&d.q, NULL, 0), -EINVAL);
+	assert_int_equal(get16(USED + 2), 101);
+}
+
+/* Several chains, in order, under one used->idx; then the next batch follows on. */
+static void push_n_several(void **state)
+{
+	const struct vq_used a[] = { { 3, 10 }, { 0, 0 }, { 7, 65562 }, { 1, 0xffffffff } };
+	const struct vq_used b[] = { { 2, 1 }, { 6, 2 } };
+
+	(void)state;
+	drv_init(8, false, 0);
+	assert_int_equal(virtq__push_n(&d.q, a, ARRAY_SIZE(a)), 0);
+	for (unsigned int i = 0; i < ARRAY_SIZE(a); i++)
+		expect_used((uint16_t)i, a[i].head, a[i].len);
+	assert_int_equal(get16(USED + 2), 4);
+	assert_int_equal(virtq__push_n(&d.q, b, ARRAY_SIZE(b)), 0);
+	for (unsigned int i = 0; i < ARRAY_SIZE(b); i++)
+		expect_used((uint16_t)(4 + i), b[i].head, b[i].len);
+	for (unsigned int i = 0; i < ARRAY_SIZE(a); i++) /* left alone */
+		expect_used((uint16_t)i, a[i].head, a[i].len);
+	assert_int_equal(get16(USED + 2), 6);
+	assert_int_equal(d.q.used_idx, 6);
+}
+
+/* Across the end of the ring and of the 16-bit index; a whole ring at once, not more. */
+static void push_n_wrap(void **state)
+{
+	struct vq_used u[5];
+
+	(void)state;
+	drv_init(4, false, 0xfffe);
+	for (unsigned int i = 0; i < ARRAY_SIZE(u); i++)
+		u[i] = (struct vq_used){ (uint16_t)(3 - i % 4), 500 + i };
+	assert_int_equal(virtq__push_n(&d.q, u, 3), 0); /* slots 2, 3, 0 */
+	for (unsigned int i = 0; i < 3; i++)
+		expect_used((uint16_t)(0xfffe + i), u[i].head, u[i].len);
+	assert_int_equal(get16(USED + 2), 1);
+	assert_int_equal(d.q.used_idx, 1);
+	assert_int_equal(virtq__push_n(&d.q, u, 5), -EINVAL); /* more than the ring holds */
+	assert_int_equal(get16(USED + 2), 1);
+	assert_int_equal(virtq__push_n(&d.q, u + 1, 4), 0); /* slots 1, 2, 3, 0 */
+	for (unsigned int i = 0; i < 4; i++)
+		expect_used((uint16_t)(1 + i), u[1 + i].head, u[1 + i].len);
+	assert_int_equal(get16(USED + 2), 5);
+	assert_int_equal(d.q.used_idx, 5);
+}
+
+/* A head out of range anywhere in the batch: -EINVAL, and nothing written at all. */
+static void push_n_bad_head(void **state)
+{
+	struct vq_used u[] = { { 0, 1 }, { 1, 2 }, { 8, 3 }, { 2, 4 } };
+	uint8_t before[4 + 8 * 8];
+
+	(void)state;
+	drv_init(8, false, 0xfffd);
+	memcpy(before, d.mem + USED, sizeof(before));
+	assert_int_equal(virtq__push_n(&d.q, u, ARRAY_SIZE(u)), -EINVAL);
+	u[2].head = 0xffff;
+	assert_int_equal(virtq__push_n(&d.q, u, ARRAY_SIZE(u)), -EINVAL);
+	u[2].head = 7;
+	u[3].head = 8; /* the last one */
+	assert_int_equal(virtq__push_n(&d.q, u, ARRAY_SIZE(u)), -EINVAL);
+	assert_memory_equal(d.mem + USED, before, sizeof(before));
+	assert_int_equal(d.q.used_idx, 0xfffd);
+	u[3].head = 3;
+	assert_int_equal(virtq__push_n(&d.q, u, ARRAY_SIZE(u)), 0);
+	assert_int_equal(get16(USED + 2), 1);
+}
+
+/*
+ * signalled_used stops meaning anything once used->idx has come round to it again: exactly
+ * when a batch's range (old, new] holds it, wherever in the batch.
+ */
+static void push_n_signalled_wrap(void **state)
+{
+	static const uint16_t starts[] = { 0, 1000, 65533 };
+	const struct vq_used u[8] = { { 0, 1 } };
+
+	(void)state;
+	for (size_t s = 0; s < ARRAY_SIZE(starts); s++) {
+		for (int off = -3; off < 12; off++) {
+			for (unsigned int n = 1; n <= 8; n++) {
+				uint16_t sig = (uint16_t)(starts[s] + off);
+				bool in = off >= 1 && (unsigned int)off <= n;
+
+				drv_init(8, true, starts[s]);
+				d.q.signalled_used = sig;
+				d.q.signalled_used_valid = true;
+				assert_int_equal(virtq__push_n(&d.q, u, n), 0);
+				if (d.q.signalled_used_valid == in)
+					fail_msg("start %u off %d n %u", starts[s], off, n);
+			}
+		}
+	}
+}
+
+/* 2^16 and a few used entries in batches without an interrupt: the driver still gets one. */
+static void push_n_signal_lap(void **state)
+{
+	const struct vq_used u[7] = { { 0, 1 } };
+
+	(void)state;
+	drv_init(8, true, 0);
+	assert_int_equal(virtq__push(&d.q, 0, 1), 0);
+	assert_true(virtq__should_signal(&d.q));
+	put16(AVAIL + 4 + 2 * 8, 0x8000);
+	for (unsigned int i = 0; i < 65534 / 7; i++) /* 1 -> 65535 */
+		assert_int_equal(virtq__push_n(&d.q, u, 7), 0);
+	assert_int_equal(d.q.used_idx, 65535);
+	assert_true(d.q.signalled_used_valid);
+	assert_int_equal(virtq__push_n(&d.q, u, 7), 0); /* -> 6: passes 1 */
+	assert_false(d.q.signalled_used_valid);
+	assert_true(virtq__should_signal(&d.q));
+	/* and with event_idx, one decision covers a batch like the pushes it stands for */
+	put16(AVAIL + 4 + 2 * 8, 9);
+	assert_int_equal(virtq__push_n(&d.q, u, 3), 0); /* 6 -> 9 */
+	assert_false(virtq__should_signal(&d.q));
+	assert_int_equal(virtq__push_n(&d.q, u, 2), 0); /* -> 11: passes 9 */
+	assert_true(virtq__should_signal(&d.q));
+}
+
 /* ---- interrupts ---- */
 
 static void signal_without_event_idx(void **state)
@@ -987,6 +1136,12 @@ int main(void)
 		cmocka_unit_test_setup(einval_indirect, each),
 		cmocka_unit_test_setup(einval_read_after_write, each),
 		cmocka_unit_test_setup(push_used, each),
+		cmocka_unit_test_setup(push_n_one, each),
+		cmocka_unit_test_setup(push_n_several, each),
+		cmocka_unit_test_setup(push_n_wrap, each),
+		cmocka_unit_test_setup(push_n_bad_head, each),
+		cmocka_unit_test_setup(push_n_signalled_wrap, each),
+		cmocka_unit_test_setup(push_n_signal_lap, each),
 		cmocka_unit_test_setup(signal_without_event_idx, each),
 		cmocka_unit_test_setup(signal_event_idx, each),
 		cmocka_unit_test_setup(signal_event_idx_batch, each),

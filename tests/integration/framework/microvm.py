@@ -94,6 +94,7 @@ class Microvm:
     def __init__(self, vmm, binary, workdir, images, name="vm", io_engine="Sync"):
         self.vmm = vmm  # "ember" or "qemu"
         self.io_engine = io_engine  # for the drives: "Sync" or "Async"
+        self.netns = None  # a network namespace name: the VMM runs inside it
         self.binary = str(binary)
         self.workdir = Path(workdir)
         self.images = images
@@ -133,6 +134,7 @@ class Microvm:
             "boot-source": {"kernel_image_path": str(kernel_path), "boot_args": args},
             "machine-config": {"vcpu_count": vcpu_count, "mem_size_mib": mem_size_mib},
             "drives": [],
+            "network-interfaces": [],
         }
         if initrd:
             path = self.images.initramfs if initrd is True else initrd
@@ -154,15 +156,30 @@ class Microvm:
         self.config["drives"].append(drive)
         return drive
 
+    def add_net(self, iface_id, host_dev_name, guest_mac=None, rx_rate_limiter=None,
+                tx_rate_limiter=None):
+        """One entry of the config's "network-interfaces" (Firecracker's schema)."""
+        iface = {"iface_id": iface_id, "host_dev_name": host_dev_name}
+        if guest_mac is not None:
+            iface["guest_mac"] = guest_mac
+        if rx_rate_limiter is not None:
+            iface["rx_rate_limiter"] = rx_rate_limiter
+        if tx_rate_limiter is not None:
+            iface["tx_rate_limiter"] = tx_rate_limiter
+        self.config["network-interfaces"].append(iface)
+        return iface
+
     @property
     def config_path(self):
         return self.workdir / "vm.json"
 
     def _command(self):
         if self.is_ember:
-            return [self.binary, "--config-file", str(self.config_path), "--no-api",
-                    "--boot-timer", *self.extra_cli]
-        return self._qemu_command()
+            cmd = [self.binary, "--config-file", str(self.config_path), "--no-api",
+                   "--boot-timer", *self.extra_cli]
+        else:
+            cmd = self._qemu_command()
+        return (["ip", "netns", "exec", self.netns] if self.netns else []) + cmd
 
     def _qemu_drives(self):
         """The config's drives as QEMU virtio-blk-device options, and the root= arguments.
@@ -182,6 +199,11 @@ class Microvm:
         for d in drives:
             if d.get("is_root_device"):
                 root = f" root=/dev/vda {'ro' if d.get('is_read_only') else 'rw'}"
+        for n in self.config.get("network-interfaces", []):
+            cmd += ["-netdev", f"tap,id={n['iface_id']},ifname={n['host_dev_name']},"
+                               "script=no,downscript=no,vhost=off",
+                    "-device", f"virtio-net-device,netdev={n['iface_id']}"
+                               + (f",mac={n['guest_mac']}" if n.get("guest_mac") else "")]
         return cmd, root
 
     def _qemu_command(self):

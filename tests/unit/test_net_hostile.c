@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * virtio-net against a hostile guest: a driver that writes random descriptors (addresses
+ * near and far, lengths, NEXT/WRITE/INDIRECT flags, next indices), random avail entries and
+ * indices, kicks at random, resets at random and negotiates random feature sets, while
+ * frames of every size, too small and too big included, come from the TAP and the TAP's
+ * peer reads or does not. The device must never crash nor touch memory outside the guest
+ * (run it under ASan or valgrind to see the latter), must keep its own bookkeeping sane, and
+ * must leave the TAP alone when it cannot use it (no busy loop).
+ *
+ * A fixed seed, so that a failure replays; NET_HOSTILE_SEED and NET_HOSTILE_ROUNDS in the
+ * environment pick another and run longer.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "virtio/net.h"
+#include "vmm/event_loop.h"
+#include "vmm/log.h"
+#include "vmm/memory.h"
+
+#define MEM (8ULL << 20)
+#define AREA (1ULL << 20) /* where most of the random addresses point */
+#define R_DEV_FEATURES 0x010
+#define R_DEV_FEATURES_SEL 0x014
+#define R_DRV_FEATURES 0x020
+#define R_DRV_FEATURES_SEL 0x024
+#define R_QUEUE_SEL 0x030
+#define R_QUEUE_NUM 0x038
+#define R_QUEUE_READY 0x044
+#define R_STATUS 0x070
+#define R_QUEUE_DESC 0x080
+#define R_QUEUE_DRIVER 0x090
+#define R_QUEUE_DEVICE 0x0a0
+
+static struct {
+	struct gmem gm;
+	uint8_t *mem;
+	struct virtio_net *n;
+	struct event_loop loop;
+	int peer;
+	uint64_t rng;
+	uint16_t size[2];
+	uint16_t avail_idx[2];
+	uint64_t desc[2], avail[2], used[2];
+} g;
+
+static uint64_t rnd(void)
+{
+	g.rng ^= g.rng >> 12;
+	g.rng ^= g.rng << 25;
+	g.rng ^= g.rng >> 27;
+	return g.rng * 0x2545f4914f6cdd1dULL;
+}
+
+static uint64_t below(uint64_t n)
+{
+	return n ? rnd() % n : 0;
+}
+
+static void put16(uint64_t gpa, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(g.mem + gpa, &v, 2);
+}
+
+static void wr(uint64_t off, uint32_t v)
+{
+	virtio_mmio__bus_ops.write(&g.n->t, off, (const uint8_t *)&v, 4);
+}
+
+static uint32_t rd(uint64_t off)
+{
+	uint32_t v = 0;
+
+	virtio_mmio__bus_ops.read(&g.n->t, off, (uint8_t *)&v, 4);
+	return v;
+}
+
+/* A random address: mostly in the area, sometimes anywhere or at the edge of RAM. */
+static uint64_t rnd_addr(void)
+{
+	switch (below(16)) {
+	case 0:
+		return rnd();
+	case 1:
+		return MEM - below(64);
+	default:
+		return below(AREA);
+	}
+}
+
+static uint32_t rnd_len(void)
+{
+	switch (below(8)) {
+	case 0:
+		return (uint32_t)rnd();
+	case 1:
+		return 0;
+	case 2:
+		return (uint32_t)below(70000);
+	default:
+		return (uint32_t)below(4096) + 1;
+	}
+}
+
+static void set_desc(uint64_t table, unsigned int i, uint64_t addr, uint32_t len, uint16_t flags,
+		     uint16_t next)
+{
+	uint64_t at = table + 16ULL * i;
+
+	addr = htole64(addr);
+	len = htole32(len);
+	memcpy(g.mem + at, &addr, 8);
+	memcpy(g.mem + at + 8, &len, 4);
+	put16(at + 12, flags);
+	put16(at + 14, next);
+}
+
+/* Mostly what a driver would write for queue q (so that frames go), sometimes garbage. */
+static void rnd_desc(uint64_t table, unsigned int q, unsigned int i, uint16_t size)
+{
+	uint16_t good = q == NET_QUEUE_RX ? VIRTQ_DESC_F_WRITE : 0;
+
+	if (below(4))
+		set_desc(table, i, below(AREA - 70000), (uint32_t)below(below(8) ? 4096 : 70000),
+			 (uint16_t)(good | (below(4) ? 0 : VIRTQ_DESC_F_NEXT)),
+			 (uint16_t)((i + 1) % size));
+	else
+		set_desc(table, i, rnd_addr(), rnd_len(), (uint16_t)below(8),
+			 (uint16_t)below(size + 2));
+}
+
+/* A driver start with random features (any subset of what is offered) and queue sizes. */
+static void restart(void)
+{
+	uint64_t offered, want;
+
+	wr(R_STATUS, 0);
+	wr(R_STATUS, 3);
+	wr(R_DEV_FEATURES_SEL, 0);
+	offered = rd(R_DEV_FEATURES);
+	wr(R_DEV_FEATURES_SEL, 1);
+	offered |= (uint64_t)rd(R_DEV_FEATURES) << 32;
+	want = (offered & rnd()) | (1ULL << VIRTIO_F_VERSION_1);
+	wr(R_DRV_FEATURES_SEL, 0);
+	wr(R_DRV_FEATURES, (uint32_t)want);
+	wr(R_DRV_FEATURES_SEL, 1);
+	wr(R_DRV_FEATURES, (uint32_t)(want >> 32));
+	wr(R_STATUS, 11);
+	for (unsigned int q = 0; q < 2; q++) {
+		g.size[q] = (uint16_t)(1u << below(9));
+		g.desc[q] = 0x10000ULL * (q + 1);
+		g.avail[q] = g.desc[q] + 0x1000;
+		g.used[q] = g.desc[q] + 0x2000;
+		g.avail_idx[q] = 0;
+		memset(g.mem + g.desc[q], 0, 0x3000);
+		wr(R_QUEUE_SEL, q);
+		wr(R_QUEUE_NUM, g.size[q]);
+		wr(R_QUEUE_DESC, (uint32_t)g.desc[q]);
+		wr(R_QUEUE_DESC + 4, 0);
+		wr(R_QUEUE_DRIVER, (uint32_t)g.avail[q]);
+		wr(R_QUEUE_DRIVER + 4, 0);
+		wr(R_QUEUE_DEVICE, (uint32_t)g.used[q]);
+		wr(R_QUEUE_DEVICE + 4, 0);
+		wr(R_QUEUE_READY, 1);
+	}
+	wr(R_STATUS, 15);
+}
+
+/* Some descriptors (also in "indirect tables" in the area), some avail entries. */
+static void scribble(unsigned int q)
+{
+	uint16_t size = g.size[q];
+
+	for (unsigned int k = below(8); k; k--)
+		rnd_desc(g.desc[q], q, (unsigned int)below(size), size);
+	for (unsigned int k = below(4); k; k--)
+		rnd_desc(below(AREA - 4096) & ~15ULL, q, (unsigned int)below(16), 16);
+	for (unsigned int k = below(4); k; k--) {
+		put16(g.avail[q] + 4 + 2ULL * (g.avail_idx[q] % size),
+		      (uint16_t)below(below(16) ? size : 65536));
+		g.avail_idx[q]++;
+	}
+	if (!below(1000))
+		g.avail_idx[q] = (uint16_t)rnd(); /* an index that jumps */
+	put16(g.avail[q] + 2, g.avail_idx[q]);
+	if (!below(8))
+		put16(g.avail[q], (uint16_t)below(2)); /* NO_INTERRUPT */
+	if (!below(8))
+		put16(g.avail[q] + 4 + 2ULL * size, (uint16_t)rnd()); /* used_event */
+}
+
+static void frames_from_the_tap(void)
+{
+	static uint8_t f[70000], sink[70000];
+	unsigned int len;
+
+	for (unsigned int k = below(4); k; k--) {
+		len = below(4) ? (unsigned int)below(2000) + 1 : (unsigned int)below(sizeof(f)) + 1;
+		memset(f, (int)rnd(), len);
+		if (send(g.peer, f, len, MSG_DONTWAIT) < 0)
+			break;
+	}
+	if (below(2))
+		while (recv(g.peer, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+			;
+}
+
+static void kick(unsigned int q)
+{
+	uint64_t one = 1;
+	ssize_t r = write(g.n->t.kicks[q].h.fd, &one, sizeof(one));
+
+	(void)r;
+}
+
+/* The device's own bookkeeping, whatever the guest did. */
+static void check_invariants(void)
+{
+	const struct net_rx_bufs *b = &g.n->rx;
+	uint64_t bytes = 0;
+	unsigned int niov = 0;
+
+	assert_true(b->nr <= VIRTQ_MAX_SIZE);
+	assert_true(b->iov_first + b->iov_nr <= NET_RX_IOV_STORE);
+	for (unsigned int i = 0; i < b->nr; i++) {
+		const struct net_rx_chain *c = &b->chains[(b->first + i) % VIRTQ_MAX_SIZE];
+
+		assert_true(c->len >= NET_HDR_BYTES && c->len <= NET_FRAME_MAX);
+		bytes += c->len;
+		niov += c->niov;
+	}
+	assert_int_equal(bytes, b->bytes);
+	assert_int_equal(niov, b->iov_nr);
+	for (unsigned int i = 0; i < b->iov_nr; i++) {
+		const struct iovec *v = &b->iov[b->iov_first + i];
+
+		assert_true((uint8_t *)v->iov_base >= g.mem);
+		assert_true((uint8_t *)v->iov_base + v->iov_len <= g.mem + MEM);
+	}
+	if (!g.n->active || (rd(R_STATUS) & VIRTIO_STATUS_NEEDS_RESET))
+		assert_int_equal(g.n->tap_events & EPOLLIN, 0);
+}
+
+static void hostile_guest(void **state)
+{
+	const char *env = getenv("NET_HOSTILE_ROUNDS");
+	unsigned long rounds = env ? strtoul(env, NULL, 0) : 50000;
+	uint64_t resets = 0;
+
+	(void)state;
+	for (unsigned long i = 0; i < rounds; i++) {
+		if (!i || (rd(R_STATUS) & VIRTIO_STATUS_NEEDS_RESET) || !below(2000)) {
+			restart();
+			resets++;
+		}
+		scribble((unsigned int)below(2));
+		frames_from_the_tap();
+		if (below(2))
+			kick((unsigned int)below(2));
+		for (int k = 0; k < 100 && event_loop__run_once(&g.loop, 0) > 0; k++)
+			;
+		check_invariants();
+	}
+	/* the guest was hostile, and it showed */
+	assert_true(g.n->t.m.needs_reset > 0);
+	print_message("%lu rounds, %llu restarts, %llu needs_reset, rx %llu tx %llu frames\n",
+		      rounds, (unsigned long long)resets, (unsigned long long)g.n->t.m.needs_reset,
+		      (unsigned long long)g.n->m.rx_packets_count,
+		      (unsigned long long)g.n->m.tx_packets_count);
+}
+
+static int setup(void **state)
+{
+	struct net_config cfg = { .iface_id = (char *)"eth0", .host_dev_name = (char *)"pair" };
+	int sv[2];
+
+	(void)state;
+	log__set_level(LOG_LEVEL_OFF);
+	g.rng = getenv("NET_HOSTILE_SEED") ? strtoull(getenv("NET_HOSTILE_SEED"), NULL, 0) | 1
+					   : 0x9e3779b97f4a7c15ULL;
+	if (memory__layout(&g.gm, MEM))
+		return -1;
+	g.mem = mmap(NULL, MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (g.mem == MAP_FAILED)
+		return -1;
+	g.gm.regions[0].host = g.mem;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -1;
+	g.peer = sv[1];
+	if (virtio_net__create_detached(&g.n, &cfg, sv[0], &g.gm) || event_loop__init(&g.loop) ||
+	    virtio_net__watch(g.n, &g.loop))
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	virtio_net__destroy(g.n);
+	event_loop__destroy(&g.loop);
+	close(g.peer);
+	munmap(g.mem, MEM);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(hostile_guest, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
