@@ -4,6 +4,7 @@ Firecracker's hybrid Unix-socket bridge: the host connects to uds_path and says
 `CONNECT <port>`, the guest connects out to `<uds_path>_<port>`."""
 import hashlib
 import os
+import re
 import socket
 import threading
 
@@ -147,4 +148,50 @@ def test_garbage_instead_of_connect(microvm):
     s.close()
     s, ok = host_connect(uds)
     assert ok.startswith("OK "), ok
+    s.close()
+
+
+def test_256mib_host_to_guest(microvm):
+    """256 MiB from the host into the guest's agent arrive whole: the agent's SHA-256
+    matches the host's."""
+    uds = boot_with_agent(microvm, cmd="sleep 900")
+    microvm.spawn()
+    wait_agent(microvm)
+    count = 256 << 20
+    chunk = os.urandom(1 << 20)
+    h = hashlib.sha256()
+    s, ok = host_connect(uds, timeout=600)
+    assert ok.startswith("OK "), ok
+    s.sendall(f"SINK {count}\n".encode())
+    for i in range(count // len(chunk)):
+        block = chunk[i % 251:] + chunk[:i % 251]  # every MiB different
+        h.update(block)
+        s.sendall(block)
+    reply = recv_all(s).decode().split()
+    s.close()
+    assert reply == [str(count), h.hexdigest()], reply
+
+
+def test_host_close_mid_transfer_resets_the_guest(microvm):
+    """The host closes while the guest is still sending: the guest's stream is torn down
+    (its writer fails instead of hanging), and the guest and Ember carry on."""
+    uds = boot_with_agent(microvm)
+    microvm.spawn()
+    wait_agent(microvm)
+    s, ok = host_connect(uds)
+    assert ok.startswith("OK "), ok
+    s.sendall(b"EXEC cat /dev/zero; echo \"writer-ended=$?\" > /dev/console\n")
+    got = 0
+    while got < 4 << 20:
+        got += len(s.recv(1 << 16))
+    s.close()
+    microvm.wait_for(lambda: "writer-ended=" in microvm.console or microvm.exited(), 60,
+                     "the guest's writer to end")
+    m = re.search(r"writer-ended=(\d+)", microvm.console)
+    assert m and int(m.group(1)) != 0, microvm.describe()
+    s, ok = host_connect(uds)  # the device still works
+    assert ok.startswith("OK "), ok
+    s.sendall(b"ECHO\nping")
+    s.shutdown(socket.SHUT_WR)
+    assert recv_all(s) == b"ping"
     s.close()
