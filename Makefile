@@ -23,7 +23,7 @@ HARDENING := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -D_GNU_SOURCE -pthread $(WARNINGS) $(HARDENING) -Isrc -MMD -MP
 LDFLAGS += -pie -Wl,-z,relro,-z,now -pthread
-LIBS := -lcjson -luring
+LIBS := -lcjson -luring -lbpf
 
 # Everything under src/ except the entry point goes into a static library, so unit tests
 # and fuzzers link exactly the code that ships.
@@ -31,6 +31,9 @@ EMBER_SRCS := $(sort $(wildcard src/vmm/*.c src/virtio/*.c src/api/*.c))
 EMBER_MAIN := src/vmm/main.c
 LIB_SRCS := $(filter-out $(EMBER_MAIN),$(EMBER_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+# eBPF programs (resources/bpf/) are built with clang -target bpf and linked into the
+# library as blobs; bpf.mk adds them to LIB_OBJS.
+include resources/bpf/bpf.mk
 EMBER_LIB := $(BUILD)/libember.a
 
 .PHONY: all deps test test-all unit-test guest-test api-test fuzz fuzz-smoke bench run clean help
@@ -56,10 +59,20 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 UNIT_CFLAGS := $(CFLAGS) -Wno-missing-prototypes
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(EMBER_LIB)
+# Helpers that tests and bench harnesses share (a fake guest memory, ...): tests/support/.
+TEST_SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
+TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(BUILD)/%.o)
+TEST_SUPPORT_LIB := $(BUILD)/libtestsupport.a
+
+$(TEST_SUPPORT_LIB): $(TEST_SUPPORT_OBJS)
+	$(quiet) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_SUPPORT_LIB) $(EMBER_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(UNIT_CFLAGS) $(LDFLAGS) -o $@ $< $(EMBER_LIB) $(LIBS) -lcmocka
+	$(Q)$(CC) $(UNIT_CFLAGS) -Itests/support $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_LIB) $(EMBER_LIB) \
+		$(LIBS) -lcmocka
 
 unit-test: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
