@@ -1,14 +1,19 @@
 # SPDX-License-Identifier: Apache-2.0
-# Block device-model benchmark (bench/blk*): `make bench-blk` builds the harness, a driver
-# on the host that drives Ember's virtio-blk through the transport, and runs bench/blk.py,
-# which sets it beside fio on the same file (results in bench/results/blk.{md,json}).
+# Device-model benchmarks (bench/*_harness.c): each harness is a driver on the host that
+# drives Ember's device code through the virtio-mmio transport, with a fake guest memory
+# and a KVM VM without vCPUs from tests/support/ ($(TEST_SUPPORT_LIB)).
+#
+# `make bench-blk`: bench/blk.py sets virtio-blk beside fio on the same file (results in
+# bench/results/blk.{md,json}).
 
+BENCH_HARNESS_CFLAGS := $(CFLAGS) -Itests/support
 BLK_HARNESS := $(BUILD)/bench/blk_harness
 
-$(BLK_HARNESS): bench/blk_harness.c $(EMBER_LIB)
+$(BUILD)/bench/%_harness: bench/%_harness.c $(TEST_SUPPORT_LIB) $(EMBER_LIB)
 	@mkdir -p $(dir $@)
 	$(quiet) CC $@
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(EMBER_LIB) $(LIBS)
+	$(Q)$(CC) $(BENCH_HARNESS_CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_LIB) $(EMBER_LIB) \
+		$(LIBS)
 
 .PHONY: bench-blk
 bench-blk: $(BLK_HARNESS)

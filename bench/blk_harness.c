@@ -55,22 +55,8 @@
 #include "vmm/memory.h"
 #include "vmm/vm_config.h"
 
-/* virtio-mmio v2 registers (virtio 1.2, 4.2.2), as the driver sees them */
-#define R_MAGIC 0x000
-#define R_VERSION 0x004
-#define R_DEVICE_ID 0x008
-#define R_DEV_FEATURES 0x010
-#define R_DEV_FEATURES_SEL 0x014
-#define R_DRV_FEATURES 0x020
-#define R_DRV_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM_MAX 0x034
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_STATUS 0x070
-#define R_QUEUE_DESC 0x080
-#define R_QUEUE_DRIVER 0x090
-#define R_QUEUE_DEVICE 0x0a0
+#include "fake_vm.h"
+#include "virtio_mmio_regs.h"
 
 /* the features Linux's virtio_blk and virtio_ring take when offered */
 #define BLK_F_SEG_MAX 2
@@ -155,16 +141,9 @@ struct sample {
 
 struct harness {
 	struct opts o;
-	int kvm_fd;
-	int vm_fd;
-	struct gmem gm;
+	struct fake_vm vm;
 	struct bus mmio;
 	struct virtio_blk *blk;
-	struct event_loop loop;
-	struct event_handler stop_h;
-	bool stop; /* set on the VMM thread by on_stop() */
-	pthread_t vmm;
-	bool vmm_running;
 
 	/* the driver */
 	struct vdesc *desc;
@@ -200,7 +179,7 @@ static uint64_t clock_ns(clockid_t id)
 
 static void *gpa_ptr(struct harness *h, uint64_t gpa, uint64_t len)
 {
-	return gmem__ptr(&h->gm, gpa, len);
+	return fake_gmem__ptr(&h->vm.mem, gpa, len);
 }
 
 static void fail_request(struct harness *h, const char *fmt, ...) LOG_PRINTF(2, 3);
@@ -218,70 +197,6 @@ static void fail_request(struct harness *h, const char *fmt, ...)
 
 /* ---- the VM and the device, as vm.c sets them up ---- */
 
-static int setup_memory(struct harness *h)
-{
-	int ret = memory__map(&h->gm, MEM_BYTES);
-
-	if (ret)
-		return ret;
-	for (unsigned int i = 0; i < h->gm.nr_regions; i++) {
-		const struct gmem_region *r = &h->gm.regions[i];
-		struct kvm_userspace_memory_region slot = {
-			.slot = i,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->size,
-			.userspace_addr = (uint64_t)(uintptr_t)r->host,
-		};
-
-		if (ioctl(h->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
-			return error__set(-errno, "KVM_SET_USER_MEMORY_REGION: %s",
-					  strerror(errno));
-	}
-	return 0;
-}
-
-static int setup_vm(struct harness *h)
-{
-	int ret;
-
-	h->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (h->kvm_fd < 0)
-		return error__set(-errno, "/dev/kvm: %s", strerror(errno));
-	h->vm_fd = ioctl(h->kvm_fd, KVM_CREATE_VM, 0);
-	if (h->vm_fd < 0)
-		return error__set(-errno, "KVM_CREATE_VM: %s", strerror(errno));
-	/* memory before the irqchip, as vm.c does */
-	ret = setup_memory(h);
-	if (ret)
-		return ret;
-	if (ioctl(h->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		return error__set(-errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
-	return 0;
-}
-
-static void on_stop(struct event_handler *eh, uint32_t events)
-{
-	struct harness *h = container_of(eh, struct harness, stop_h);
-	uint64_t n;
-	ssize_t r = read(eh->fd, &n, sizeof(n));
-
-	(void)r;
-	(void)events;
-	__atomic_store_n(&h->stop, true, __ATOMIC_RELAXED);
-}
-
-static void *vmm_thread(void *arg)
-{
-	struct harness *h = arg;
-
-	log__set_thread_tag("vmm");
-	while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
-		if (event_loop__run_once(&h->loop, h->o.vmm_busy_poll ? 0 : -1) < 0)
-			break;
-	}
-	return NULL;
-}
-
 static int setup_device(struct harness *h)
 {
 	struct drive_config cfg = {
@@ -292,7 +207,11 @@ static int setup_device(struct harness *h)
 	};
 	int ret;
 
-	ret = virtio_blk__create(&h->blk, &cfg, h->vm_fd, &h->gm, DEV_BASE, DEV_GSI);
+	ret = fake_vm__create(&h->vm, MEM_BYTES);
+	if (ret)
+		return ret;
+	h->vm.busy_poll = h->o.vmm_busy_poll;
+	ret = virtio_blk__create(&h->blk, &cfg, h->vm.vm_fd, &h->vm.mem.gm, DEV_BASE, DEV_GSI);
 	if (ret)
 		return ret;
 	h->file_bytes = h->blk->disk_bytes;
@@ -302,63 +221,20 @@ static int setup_device(struct harness *h)
 	if (ret)
 		return error__set(ret, "bus__register: %s", strerror(-ret));
 	bus__freeze(&h->mmio);
-	ret = event_loop__init(&h->loop);
-	if (!ret)
-		ret = virtio_blk__watch(h->blk, &h->loop);
+	ret = virtio_blk__watch(h->blk, &h->vm.loop);
 	if (ret)
 		return error__set(ret, "event loop: %s", strerror(-ret));
-	h->stop_h = (struct event_handler){ eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), on_stop };
-	if (h->stop_h.fd < 0 || event_loop__add(&h->loop, &h->stop_h, EPOLLIN))
-		return error__set(-EIO, "stop eventfd: %s", strerror(errno));
-	ret = pthread_create(&h->vmm, NULL, vmm_thread, h);
-	if (ret)
-		return error__set(-ret, "pthread_create: %s", strerror(ret));
-	h->vmm_running = true;
-	return 0;
-}
-
-/* Without a vCPU the irqfd would be read by KVM alone; --wait irq takes it back. */
-static int take_irqfd(struct harness *h)
-{
-	struct kvm_irqfd f = {
-		.fd = (uint32_t)h->blk->t.irq_fd,
-		.gsi = DEV_GSI,
-		.flags = KVM_IRQFD_FLAG_DEASSIGN,
-	};
-
-	if (ioctl(h->vm_fd, KVM_IRQFD, &f) < 0)
-		return error__set(-errno, "KVM_IRQFD deassign: %s", strerror(errno));
-	return 0;
-}
-
-static void stop_vmm(struct harness *h)
-{
-	uint64_t one = 1;
-
-	if (!h->vmm_running)
-		return;
-	while (write(h->stop_h.fd, &one, sizeof(one)) < 0 && errno == EINTR)
-		;
-	pthread_join(h->vmm, NULL);
-	h->vmm_running = false;
+	return fake_vm__start(&h->vm);
 }
 
 static void teardown(struct harness *h)
 {
-	stop_vmm(h);
+	fake_vm__stop(&h->vm);
 	if (h->blk)
 		virtio_blk__destroy(h->blk);
-	if (h->stop_h.fd >= 0)
-		close(h->stop_h.fd);
-	if (h->loop.epfd >= 0)
-		event_loop__destroy(&h->loop);
 	if (h->mmio.name)
 		bus__destroy(&h->mmio);
-	if (h->vm_fd >= 0)
-		close(h->vm_fd);
-	if (h->kvm_fd >= 0)
-		close(h->kvm_fd);
-	memory__unmap(&h->gm);
+	fake_vm__destroy(&h->vm);
 	if (h->verify_fd >= 0)
 		close(h->verify_fd);
 	free(h->verify_buf);
@@ -434,7 +310,7 @@ static int init_device(struct harness *h)
 	uint32_t status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
 	int ret;
 
-	if (reg_read(h, R_MAGIC) != 0x74726976 || reg_read(h, R_VERSION) != 2 ||
+	if (reg_read(h, R_MAGIC) != VIRTIO_MMIO_MAGIC || reg_read(h, R_VERSION) != 2 ||
 	    reg_read(h, R_DEVICE_ID) != VIRTIO_ID_BLOCK)
 		return error__set(-ENODEV, "not a virtio-mmio v2 block device");
 	reg_write(h, R_STATUS, 0);
@@ -664,9 +540,9 @@ static int run_workload(struct harness *h, struct sample *a, struct sample *b)
 	bool measuring = false;
 	int ret;
 
-	ret = pthread_getcpuclockid(h->vmm, &vmm_clock);
+	ret = fake_vm__vmm_clock(&h->vm, &vmm_clock);
 	if (ret)
-		return error__set(-ret, "pthread_getcpuclockid: %s", strerror(ret));
+		return ret;
 	for (uint16_t s = 0; s < h->o.depth; s++)
 		h->free_slots[h->nr_free++] = (uint16_t)(h->o.depth - 1 - s);
 	for (;;) {
@@ -855,20 +731,17 @@ static int prepare_data(struct harness *h)
 
 int main(int argc, char **argv)
 {
-	struct harness h = {
-		.kvm_fd = -1, .vm_fd = -1, .stop_h.fd = -1, .loop.epfd = -1, .verify_fd = -1
-	};
+	struct harness h = { .vm = { .kvm_fd = -1, .vm_fd = -1, .stop_h.fd = -1, .loop.epfd = -1 },
+			     .verify_fd = -1 };
 	struct sample a = { 0 }, b = { 0 };
 	int ret;
 
 	log__set_level(LOG_LEVEL_WARN);
 	ret = parse_opts(argc, argv, &h.o);
 	if (!ret)
-		ret = setup_vm(&h);
-	if (!ret)
 		ret = setup_device(&h);
 	if (!ret && (h.o.wait_irq || !h.o.kvm_irqfd))
-		ret = take_irqfd(&h);
+		ret = fake_vm__take_irqfd(&h.vm, h.blk->t.irq_fd, DEV_GSI);
 	if (!ret)
 		ret = prepare_data(&h);
 	if (!ret)
@@ -877,7 +750,7 @@ int main(int argc, char **argv)
 		ret = run_workload(&h, &a, &b);
 	if (!ret) {
 		reg_write(&h, R_STATUS, 0); /* reset: the device drops its queue */
-		stop_vmm(&h);
+		fake_vm__stop(&h.vm);
 		print_result(&h, &a, &b);
 	} else {
 		fprintf(stderr, "blk_harness: %s\n", *error__get() ? error__get() : strerror(-ret));

@@ -29,7 +29,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +40,9 @@
 #include "vmm/log.h"
 #include "vmm/memory.h"
 
+#include "fake_gmem.h"
+#include "virtio_mmio_regs.h"
+
 #define MEM (64ULL << 20)
 #define TOUCHED (16ULL << 20) /* cleared before each test */
 #define RXQ NET_QUEUE_RX
@@ -50,21 +52,6 @@
 #define QSIZE 256
 #define HDR NET_HDR_BYTES
 
-/* virtio-mmio registers, as the driver sees them */
-#define R_DEVICE_ID 0x008
-#define R_DEV_FEATURES 0x010
-#define R_DEV_FEATURES_SEL 0x014
-#define R_DRV_FEATURES 0x020
-#define R_DRV_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM_MAX 0x034
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_STATUS 0x070
-#define R_QUEUE_DESC 0x080
-#define R_QUEUE_DRIVER 0x090
-#define R_QUEUE_DEVICE 0x0a0
-#define R_CONFIG 0x100
 #define S_OK (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK)
 
 #define F(x) VIRTIO_NET_BIT(x)
@@ -88,8 +75,7 @@ struct tq {
 };
 
 static struct {
-	struct gmem gm;
-	uint8_t *mem;
+	struct fake_gmem fg;
 	uint64_t data;
 	struct virtio_net *n;
 	struct event_loop loop;
@@ -100,40 +86,6 @@ static struct {
 
 /* ---- the fake guest ---- */
 
-static void put16(uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(g.mem + gpa, &v, sizeof(v));
-}
-
-static void put32(uint64_t gpa, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(g.mem + gpa, &v, sizeof(v));
-}
-
-static void put64(uint64_t gpa, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(g.mem + gpa, &v, sizeof(v));
-}
-
-static uint16_t get16(uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, g.mem + gpa, sizeof(v));
-	return le16toh(v);
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, g.mem + gpa, sizeof(v));
-	return le32toh(v);
-}
-
 static uint64_t alloc_data(uint32_t len)
 {
 	uint64_t gpa = g.data;
@@ -141,17 +93,6 @@ static uint64_t alloc_data(uint32_t len)
 	g.data += (len + 63) & ~63ULL;
 	assert_true(g.data <= TOUCHED);
 	return gpa;
-}
-
-static void set_desc(uint64_t table, unsigned int i, uint64_t addr, uint32_t len, uint16_t flags,
-		     uint16_t next)
-{
-	uint64_t at = table + 16ULL * i;
-
-	put64(at, addr);
-	put32(at + 8, len);
-	put16(at + 12, flags);
-	put16(at + 14, next);
 }
 
 /* ---- the fake driver: registers ---- */
@@ -235,9 +176,9 @@ static void publish(unsigned int qi, uint16_t head)
 {
 	struct tq *q = &g.q[qi];
 
-	put16(q->avail + 4 + 2ULL * (q->avail_idx % q->size), head);
+	fake_gmem__put16(&g.fg, q->avail + 4 + 2ULL * (q->avail_idx % q->size), head);
 	q->avail_idx++;
-	put16(q->avail + 2, q->avail_idx);
+	fake_gmem__put16(&g.fg, q->avail + 2, q->avail_idx);
 }
 
 /* A chain of n direct descriptors at gpas[] with lens[]; published. Returns its head. */
@@ -252,7 +193,8 @@ static uint16_t add_chain_at(unsigned int qi, const uint64_t *gpas, const uint32
 		uint16_t flags =
 			(write ? VIRTQ_DESC_F_WRITE : 0) | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
 
-		set_desc(q->desc, i, gpas[k], lens[k], flags, (uint16_t)((i + 1) % q->size));
+		fake_gmem__set_desc(&g.fg, q->desc, i, gpas[k], lens[k], flags,
+				    (uint16_t)((i + 1) % q->size));
 	}
 	q->next_desc = (uint16_t)((head + n) % q->size);
 	publish(qi, head);
@@ -289,15 +231,15 @@ static uint16_t tx_add(const uint8_t *frame, uint32_t len, uint32_t split)
 		lens[0] = len;
 	for (unsigned int k = 0; k < n; k++)
 		gpas[k] = alloc_data(lens[k]);
-	memcpy(g.mem + gpas[0], frame, lens[0]);
+	memcpy(g.fg.mem + gpas[0], frame, lens[0]);
 	if (n == 2)
-		memcpy(g.mem + gpas[1], frame + split, lens[1]);
+		memcpy(g.fg.mem + gpas[1], frame + split, lens[1]);
 	return add_chain_at(TXQ, gpas, lens, n, false);
 }
 
 static uint16_t used_idx(unsigned int qi)
 {
-	return get16(g.q[qi].used + 2);
+	return fake_gmem__get16(&g.fg, g.q[qi].used + 2);
 }
 
 /* The next used element: its id and len. */
@@ -307,8 +249,8 @@ static void next_used(unsigned int qi, uint32_t *id, uint32_t *len)
 	uint64_t at = q->used + 4 + 8ULL * (q->last_used % q->size);
 
 	assert_int_not_equal(used_idx(qi), q->last_used);
-	*id = get32(at);
-	*len = get32(at + 4);
+	*id = fake_gmem__get32(&g.fg, at);
+	*len = fake_gmem__get32(&g.fg, at + 4);
 	q->last_used++;
 }
 
@@ -379,20 +321,13 @@ static int group_setup(void **state)
 {
 	(void)state;
 	log__set_level(LOG_LEVEL_ERROR);
-	if (memory__layout(&g.gm, MEM))
-		return -1;
-	g.mem = mmap(NULL, MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		     -1, 0);
-	if (g.mem == MAP_FAILED)
-		return -1;
-	g.gm.regions[0].host = g.mem;
-	return 0;
+	return fake_gmem__create(&g.fg, MEM) ? -1 : 0;
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	munmap(g.mem, MEM);
+	fake_gmem__destroy(&g.fg);
 	return 0;
 }
 
@@ -409,11 +344,11 @@ static void device_up(void)
 {
 	int sv[2];
 
-	memset(g.mem, 0, TOUCHED);
+	memset(g.fg.mem, 0, TOUCHED);
 	g.data = DATA;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
 	g.peer = sv[1];
-	assert_int_equal(virtio_net__create_detached(&g.n, &g.cfg, sv[0], &g.gm), 0);
+	assert_int_equal(virtio_net__create_detached(&g.n, &g.cfg, sv[0], &g.fg.gm), 0);
 	assert_int_equal(event_loop__init(&g.loop), 0);
 	assert_int_equal(virtio_net__watch(g.n, &g.loop), 0);
 }
@@ -478,7 +413,7 @@ static void fifo_chain(uint16_t head, const uint32_t *lens, unsigned int n, bool
 static void fifo_add(uint16_t head, const uint32_t *lens, unsigned int n)
 {
 	fifo_chain(head, lens, n, true);
-	assert_int_equal(virtio_net__rx_add(&fifo, &g.gm, &chain), 0);
+	assert_int_equal(virtio_net__rx_add(&fifo, &g.fg.gm, &chain), 0);
 }
 
 static void rx_fifo_span_and_split(void **state)
@@ -535,20 +470,20 @@ static void rx_fifo_write_across_buffers(void **state)
 
 	(void)state;
 	g.data = DATA;
-	memset(g.mem, 0, TOUCHED);
+	memset(g.fg.mem, 0, TOUCHED);
 	virtio_net__rx_clear(&fifo);
 	base = g.data;
 	fifo_add(1, lens, 4);
 	assert_int_equal(virtio_net__rx_write(&fifo, 0, src, sizeof(src)), 0);
 	/* buffers are 64 bytes apart in the fake guest */
-	assert_memory_equal(g.mem + base, src, 4);
-	assert_memory_equal(g.mem + base + 64, src + 4, 7);
-	assert_memory_equal(g.mem + base + 128, src + 11, 1);
-	assert_memory_equal(g.mem + base + 192, src + 12, 2);
+	assert_memory_equal(g.fg.mem + base, src, 4);
+	assert_memory_equal(g.fg.mem + base + 64, src + 4, 7);
+	assert_memory_equal(g.fg.mem + base + 128, src + 11, 1);
+	assert_memory_equal(g.fg.mem + base + 192, src + 12, 2);
 	/* num_buffers at 10..11 straddles the second and third buffers */
 	assert_int_equal(virtio_net__rx_write(&fifo, 10, "\x34\x12", 2), 0);
-	assert_int_equal(g.mem[base + 64 + 6], 0x34);
-	assert_int_equal(g.mem[base + 128], 0x12);
+	assert_int_equal(g.fg.mem[base + 64 + 6], 0x34);
+	assert_int_equal(g.fg.mem[base + 128], 0x12);
 	assert_int_equal(virtio_net__rx_write(&fifo, 111, src, 1), 0);
 	assert_int_equal(virtio_net__rx_write(&fifo, 112, src, 1), -EINVAL);
 	assert_int_equal(virtio_net__rx_write(&fifo, 100, src, 14), -EINVAL);
@@ -565,17 +500,17 @@ static void rx_fifo_rejects_bad_chains(void **state)
 	g.data = DATA;
 	virtio_net__rx_clear(&fifo);
 	fifo_chain(1, small, 1, true);
-	assert_int_equal(virtio_net__rx_add(&fifo, &g.gm, &chain), -EINVAL);
+	assert_int_equal(virtio_net__rx_add(&fifo, &g.fg.gm, &chain), -EINVAL);
 	fifo_chain(1, split, 2, false);
-	assert_int_equal(virtio_net__rx_add(&fifo, &g.gm, &chain), -EINVAL);
+	assert_int_equal(virtio_net__rx_add(&fifo, &g.fg.gm, &chain), -EINVAL);
 	fifo_chain(1, split, 2, true);
-	assert_int_equal(virtio_net__rx_add(&fifo, &g.gm, &chain), 0);
+	assert_int_equal(virtio_net__rx_add(&fifo, &g.fg.gm, &chain), 0);
 	chain.bufs[0].gpa = MEM - 2; /* a buffer that leaves guest RAM */
-	assert_int_equal(virtio_net__rx_add(&fifo, &g.gm, &chain), -EINVAL);
+	assert_int_equal(virtio_net__rx_add(&fifo, &g.fg.gm, &chain), -EINVAL);
 	assert_int_equal(fifo.nr, 1);
 	/* only what the largest frame could use is kept */
 	fifo_chain(2, big, 2, true);
-	assert_int_equal(virtio_net__rx_add(&fifo, &g.gm, &chain), 0);
+	assert_int_equal(virtio_net__rx_add(&fifo, &g.fg.gm, &chain), 0);
 	assert_int_equal(fifo.nr, 2);
 	assert_int_equal(fifo.bytes, 12 + NET_FRAME_MAX);
 	assert_int_equal(fifo.iov_nr, 2 + 1);
@@ -595,7 +530,7 @@ static void rx_fifo_full_and_compaction(void **state)
 	for (unsigned int i = 0; i < 4; i++)
 		fifo_add((uint16_t)i, lens, VIRTQ_CHAIN_MAX);
 	assert_true(virtio_net__rx_full(&fifo));
-	assert_int_equal(virtio_net__rx_add(&fifo, &g.gm, &chain), -ENOSPC);
+	assert_int_equal(virtio_net__rx_add(&fifo, &g.fg.gm, &chain), -ENOSPC);
 	/* one readv takes 1023 of them and the sentinel: the first three chains, not four */
 	assert_int_equal(virtio_net__rx_span(&fifo, 3 * 256 * 12, &chains), 768);
 	assert_int_equal(chains, 3);
@@ -838,16 +773,16 @@ static void check_rx_frame(const uint64_t *gpas, uint32_t buf_len, const uint8_t
 {
 	uint32_t off = 0, k = 0;
 
-	assert_int_equal(get16(gpas[0] + NET_HDR_NUM_BUFFERS), num_buffers);
+	assert_int_equal(fake_gmem__get16(&g.fg, gpas[0] + NET_HDR_NUM_BUFFERS), num_buffers);
 	/* the header as the TAP wrote it, less num_buffers; then the frame */
-	assert_memory_equal(g.mem + gpas[0], f, NET_HDR_NUM_BUFFERS);
+	assert_memory_equal(g.fg.mem + gpas[0], f, NET_HDR_NUM_BUFFERS);
 	while (off < len) {
 		uint32_t n = len - off < buf_len ? len - off : buf_len;
 
 		if (off == 0)
-			assert_memory_equal(g.mem + gpas[k] + HDR, f + HDR, n - HDR);
+			assert_memory_equal(g.fg.mem + gpas[k] + HDR, f + HDR, n - HDR);
 		else
-			assert_memory_equal(g.mem + gpas[k], f + off, n);
+			assert_memory_equal(g.fg.mem + gpas[k], f + off, n);
 		off += n;
 		k++;
 	}
@@ -880,7 +815,7 @@ static void rx_mergeable(void **state)
 	assert_int_equal(id, 2);
 	assert_int_equal(len, 4000 - 2 * 1536);
 	check_rx_frame(gpas, 1536, f, sizeof(f), 3);
-	assert_int_equal(g.mem[gpas[0]], 1);
+	assert_int_equal(g.fg.mem[gpas[0]], 1);
 	assert_int_equal(g.n->m.rx_packets_count, 1);
 	assert_int_equal(g.n->m.rx_bytes_count, 4000);
 	assert_int_equal(g.n->m.rx_bounced_frames, 0);
@@ -933,9 +868,9 @@ static void rx_without_mergeable(void **state)
 	next_used(RXQ, &id, &len);
 	assert_int_equal(id, head);
 	assert_int_equal(len, 5000);
-	assert_int_equal(get16(gpas[0] + NET_HDR_NUM_BUFFERS), 1);
-	assert_memory_equal(g.mem + gpas[0] + HDR, f + HDR, 1526 - HDR);
-	assert_memory_equal(g.mem + gpas[1], f + 1526, 3474);
+	assert_int_equal(fake_gmem__get16(&g.fg, gpas[0] + NET_HDR_NUM_BUFFERS), 1);
+	assert_memory_equal(g.fg.mem + gpas[0] + HDR, f + HDR, 1526 - HDR);
+	assert_memory_equal(g.fg.mem + gpas[1], f + 1526, 3474);
 	assert_int_equal(g.n->rx.nr, 0); /* only what one frame needs is taken */
 	/* a frame too big for the next chain is dropped, and the chain kept for the next */
 	rx_chain_add(lens, 1, NULL);
@@ -1042,8 +977,8 @@ static void rx_flags_cleared_without_guest_csum(void **state)
 	peer_send(f, sizeof(f));
 	pump();
 	assert_int_equal(used_idx(RXQ), 1);
-	assert_int_equal(g.mem[gpa], 0);
-	assert_int_equal(get16(gpa + NET_HDR_NUM_BUFFERS), 1);
+	assert_int_equal(g.fg.mem[gpa], 0);
+	assert_int_equal(fake_gmem__get16(&g.fg, gpa + NET_HDR_NUM_BUFFERS), 1);
 }
 
 static void rx_readable_buffer_breaks_the_rules(void **state)
@@ -1097,7 +1032,7 @@ static void reset_and_restart(void **state)
 	peer_send(f, sizeof(f)); /* waits in the TAP meanwhile */
 	pump();
 	assert_int_equal(g.n->tap_events, 0);
-	memset(g.mem, 0, TOUCHED); /* a new driver: rings from scratch */
+	memset(g.fg.mem, 0, TOUCHED); /* a new driver: rings from scratch */
 	g.data = DATA;
 	drv_start(LINUX_FEATURES);
 	rx_bufs(4, 1536, gpas);
@@ -1309,7 +1244,7 @@ static int rx_find(const uint64_t *gpas, const uint8_t *f, uint32_t len)
 		event_loop__run_once(&g.loop, 5);
 		while (used_idx(RXQ) != g.q[RXQ].last_used) {
 			next_used(RXQ, &id, &ulen);
-			if (ulen == len && !memcmp(g.mem + gpas[id] + HDR, f + HDR, len - HDR))
+			if (ulen == len && !memcmp(g.fg.mem + gpas[id] + HDR, f + HDR, len - HDR))
 				return (int)id;
 		}
 	}
@@ -1330,11 +1265,11 @@ static void device_on_a_real_tap(void **state)
 	if (!can_tap())
 		skip();
 	default_cfg();
-	memset(g.mem, 0, TOUCHED);
+	memset(g.fg.mem, 0, TOUCHED);
 	g.data = DATA;
 	snprintf(name, sizeof(name), "embd%d", (int)getpid() % 100000);
 	assert_int_equal(net_tap__open(&tap, "eth0", name), 0);
-	assert_int_equal(virtio_net__create_detached(&g.n, &g.cfg, tap.fd, &g.gm), 0);
+	assert_int_equal(virtio_net__create_detached(&g.n, &g.cfg, tap.fd, &g.fg.gm), 0);
 	g.n->tap.is_tap = true; /* the offloads for real */
 	assert_int_equal(event_loop__init(&g.loop), 0);
 	assert_int_equal(virtio_net__watch(g.n, &g.loop), 0);
@@ -1364,7 +1299,7 @@ static void device_on_a_real_tap(void **state)
 	assert_int_equal(send(s, f + HDR, sizeof(f) - HDR, 0), (ssize_t)(sizeof(f) - HDR));
 	id = rx_find(gpas, f, sizeof(f));
 	assert_true(id >= 0);
-	assert_int_equal(get16(gpas[id] + NET_HDR_NUM_BUFFERS), 1);
+	assert_int_equal(fake_gmem__get16(&g.fg, gpas[id] + NET_HDR_NUM_BUFFERS), 1);
 	assert_false(needs_reset());
 	close(s);
 	/* the TAP deleted under the device: out of the loop, TX frames dropped, no spinning */

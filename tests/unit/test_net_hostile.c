@@ -11,7 +11,6 @@
  * A fixed seed, so that a failure replays; NET_HOSTILE_SEED and NET_HOSTILE_ROUNDS in the
  * environment pick another and run longer.
  */
-#include <endian.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,23 +31,14 @@
 #include "vmm/log.h"
 #include "vmm/memory.h"
 
+#include "fake_gmem.h"
+#include "virtio_mmio_regs.h"
+
 #define MEM (8ULL << 20)
 #define AREA (1ULL << 20) /* where most of the random addresses point */
-#define R_DEV_FEATURES 0x010
-#define R_DEV_FEATURES_SEL 0x014
-#define R_DRV_FEATURES 0x020
-#define R_DRV_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_STATUS 0x070
-#define R_QUEUE_DESC 0x080
-#define R_QUEUE_DRIVER 0x090
-#define R_QUEUE_DEVICE 0x0a0
 
 static struct {
-	struct gmem gm;
-	uint8_t *mem;
+	struct fake_gmem fg;
 	struct virtio_net *n;
 	struct event_loop loop;
 	int peer;
@@ -70,12 +59,6 @@ static uint64_t rnd(void)
 static uint64_t below(uint64_t n)
 {
 	return n ? rnd() % n : 0;
-}
-
-static void put16(uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(g.mem + gpa, &v, 2);
 }
 
 static void wr(uint64_t off, uint32_t v)
@@ -118,31 +101,19 @@ static uint32_t rnd_len(void)
 	}
 }
 
-static void set_desc(uint64_t table, unsigned int i, uint64_t addr, uint32_t len, uint16_t flags,
-		     uint16_t next)
-{
-	uint64_t at = table + 16ULL * i;
-
-	addr = htole64(addr);
-	len = htole32(len);
-	memcpy(g.mem + at, &addr, 8);
-	memcpy(g.mem + at + 8, &len, 4);
-	put16(at + 12, flags);
-	put16(at + 14, next);
-}
-
 /* Mostly what a driver would write for queue q (so that frames go), sometimes garbage. */
 static void rnd_desc(uint64_t table, unsigned int q, unsigned int i, uint16_t size)
 {
 	uint16_t good = q == NET_QUEUE_RX ? VIRTQ_DESC_F_WRITE : 0;
 
 	if (below(4))
-		set_desc(table, i, below(AREA - 70000), (uint32_t)below(below(8) ? 4096 : 70000),
-			 (uint16_t)(good | (below(4) ? 0 : VIRTQ_DESC_F_NEXT)),
-			 (uint16_t)((i + 1) % size));
+		fake_gmem__set_desc(&g.fg, table, i, below(AREA - 70000),
+				    (uint32_t)below(below(8) ? 4096 : 70000),
+				    (uint16_t)(good | (below(4) ? 0 : VIRTQ_DESC_F_NEXT)),
+				    (uint16_t)((i + 1) % size));
 	else
-		set_desc(table, i, rnd_addr(), rnd_len(), (uint16_t)below(8),
-			 (uint16_t)below(size + 2));
+		fake_gmem__set_desc(&g.fg, table, i, rnd_addr(), rnd_len(), (uint16_t)below(8),
+				    (uint16_t)below(size + 2));
 }
 
 /* A driver start with random features (any subset of what is offered) and queue sizes. */
@@ -168,7 +139,7 @@ static void restart(void)
 		g.avail[q] = g.desc[q] + 0x1000;
 		g.used[q] = g.desc[q] + 0x2000;
 		g.avail_idx[q] = 0;
-		memset(g.mem + g.desc[q], 0, 0x3000);
+		fake_gmem__clear(&g.fg, g.desc[q], 0x3000);
 		wr(R_QUEUE_SEL, q);
 		wr(R_QUEUE_NUM, g.size[q]);
 		wr(R_QUEUE_DESC, (uint32_t)g.desc[q]);
@@ -192,17 +163,18 @@ static void scribble(unsigned int q)
 	for (unsigned int k = below(4); k; k--)
 		rnd_desc(below(AREA - 4096) & ~15ULL, q, (unsigned int)below(16), 16);
 	for (unsigned int k = below(4); k; k--) {
-		put16(g.avail[q] + 4 + 2ULL * (g.avail_idx[q] % size),
-		      (uint16_t)below(below(16) ? size : 65536));
+		fake_gmem__put16(&g.fg, g.avail[q] + 4 + 2ULL * (g.avail_idx[q] % size),
+				 (uint16_t)below(below(16) ? size : 65536));
 		g.avail_idx[q]++;
 	}
 	if (!below(1000))
 		g.avail_idx[q] = (uint16_t)rnd(); /* an index that jumps */
-	put16(g.avail[q] + 2, g.avail_idx[q]);
+	fake_gmem__put16(&g.fg, g.avail[q] + 2, g.avail_idx[q]);
 	if (!below(8))
-		put16(g.avail[q], (uint16_t)below(2)); /* NO_INTERRUPT */
+		fake_gmem__put16(&g.fg, g.avail[q], (uint16_t)below(2)); /* NO_INTERRUPT */
 	if (!below(8))
-		put16(g.avail[q] + 4 + 2ULL * size, (uint16_t)rnd()); /* used_event */
+		fake_gmem__put16(&g.fg, g.avail[q] + 4 + 2ULL * size,
+				 (uint16_t)rnd()); /* used_event */
 }
 
 static void frames_from_the_tap(void)
@@ -250,8 +222,8 @@ static void check_invariants(void)
 	for (unsigned int i = 0; i < b->iov_nr; i++) {
 		const struct iovec *v = &b->iov[b->iov_first + i];
 
-		assert_true((uint8_t *)v->iov_base >= g.mem);
-		assert_true((uint8_t *)v->iov_base + v->iov_len <= g.mem + MEM);
+		assert_true((uint8_t *)v->iov_base >= g.fg.mem);
+		assert_true((uint8_t *)v->iov_base + v->iov_len <= g.fg.mem + MEM);
 	}
 	if (!g.n->active || (rd(R_STATUS) & VIRTIO_STATUS_NEEDS_RESET))
 		assert_int_equal(g.n->tap_events & EPOLLIN, 0);
@@ -294,16 +266,12 @@ static int setup(void **state)
 	log__set_level(LOG_LEVEL_OFF);
 	g.rng = getenv("NET_HOSTILE_SEED") ? strtoull(getenv("NET_HOSTILE_SEED"), NULL, 0) | 1
 					   : 0x9e3779b97f4a7c15ULL;
-	if (memory__layout(&g.gm, MEM))
+	if (fake_gmem__create(&g.fg, MEM))
 		return -1;
-	g.mem = mmap(NULL, MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (g.mem == MAP_FAILED)
-		return -1;
-	g.gm.regions[0].host = g.mem;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		return -1;
 	g.peer = sv[1];
-	if (virtio_net__create_detached(&g.n, &cfg, sv[0], &g.gm) || event_loop__init(&g.loop) ||
+	if (virtio_net__create_detached(&g.n, &cfg, sv[0], &g.fg.gm) || event_loop__init(&g.loop) ||
 	    virtio_net__watch(g.n, &g.loop))
 		return -1;
 	return 0;
@@ -315,7 +283,7 @@ static int teardown(void **state)
 	virtio_net__destroy(g.n);
 	event_loop__destroy(&g.loop);
 	close(g.peer);
-	munmap(g.mem, MEM);
+	fake_gmem__destroy(&g.fg);
 	return 0;
 }
 

@@ -15,13 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include <cmocka.h>
 
 #include "virtio/queue.h"
 #include "vmm/layout.h"
 #include "vmm/memory.h"
+
+#include "fake_gmem.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MEM (2ULL << 30)
@@ -43,8 +44,7 @@ struct tbuf {
 
 /* The fake driver. */
 struct drv {
-	struct gmem gm;
-	uint8_t *mem;
+	struct fake_gmem fg;
 	struct virtq q;
 	uint16_t avail_idx; /* what the driver will write to avail->idx next */
 	uint16_t next_desc; /* next free descriptor, taken in order */
@@ -57,57 +57,12 @@ static struct drv d;
 
 /* ---- the fake guest ---- */
 
-static void put16(uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(d.mem + gpa, &v, sizeof(v));
-}
-
-static void put32(uint64_t gpa, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(d.mem + gpa, &v, sizeof(v));
-}
-
-static void put64(uint64_t gpa, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(d.mem + gpa, &v, sizeof(v));
-}
-
-static uint16_t get16(uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, d.mem + gpa, sizeof(v));
-	return le16toh(v);
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, d.mem + gpa, sizeof(v));
-	return le32toh(v);
-}
-
-static void set_desc(uint64_t table, unsigned int i, uint64_t addr, uint32_t len, uint16_t flags,
-		     uint16_t next)
-{
-	uint64_t at = table + 16ULL * i;
-
-	put64(at, addr);
-	put32(at + 8, len);
-	put16(at + 12, flags);
-	put16(at + 14, next);
-}
-
 /* A queue of size entries whose indices all start at start, as after 'start' round trips. */
 static void drv_init(uint16_t size, bool event_idx, uint16_t start)
 {
-	memset(d.mem, 0, TOUCHED);
+	memset(d.fg.mem, 0, TOUCHED);
 	memset(&d.q, 0, sizeof(d.q));
-	d.q.gm = &d.gm;
+	d.q.gm = &d.fg.gm;
 	d.q.size = size;
 	d.q.desc_gpa = DESC;
 	d.q.avail_gpa = AVAIL;
@@ -117,8 +72,8 @@ static void drv_init(uint16_t size, bool event_idx, uint16_t start)
 	assert_int_equal(virtq__check(&d.q), 0);
 	d.q.ready = true;
 	d.q.last_avail = d.q.used_idx = start;
-	put16(AVAIL + 2, start);
-	put16(USED + 2, start);
+	fake_gmem__put16(&d.fg, AVAIL + 2, start);
+	fake_gmem__put16(&d.fg, USED + 2, start);
 	d.avail_idx = start;
 	d.next_desc = 0;
 	d.data = DATA;
@@ -127,20 +82,13 @@ static void drv_init(uint16_t size, bool event_idx, uint16_t start)
 static int setup(void **state)
 {
 	(void)state;
-	if (memory__layout(&d.gm, MEM))
-		return -1;
-	d.mem = mmap(NULL, MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		     -1, 0);
-	if (d.mem == MAP_FAILED)
-		return -1;
-	d.gm.regions[0].host = d.mem;
-	return 0;
+	return fake_gmem__create(&d.fg, MEM) ? -1 : 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	munmap(d.mem, MEM);
+	fake_gmem__destroy(&d.fg);
 	return 0;
 }
 
@@ -173,7 +121,8 @@ static void fill_table(uint64_t table, unsigned int first, unsigned int mod, con
 		uint16_t flags = (b[k].write ? F_WRITE : 0) | (k + 1 < n ? F_NEXT : 0);
 
 		d.gpa[d.nr] = alloc_data(b[k].len);
-		set_desc(table, i, d.gpa[d.nr++], b[k].len, flags, (uint16_t)((i + 1) % mod));
+		fake_gmem__set_desc(&d.fg, table, i, d.gpa[d.nr++], b[k].len, flags,
+				    (uint16_t)((i + 1) % mod));
 	}
 }
 
@@ -197,10 +146,10 @@ static uint16_t add_mixed(const struct tbuf *b, unsigned int nd, unsigned int ni
 	fill_table(DESC, head, d.q.size, b, nd);
 	last = (uint16_t)((head + nd) % d.q.size);
 	if (nd) /* the last direct one goes on to the indirect one */
-		put16(DESC + 16ULL * ((head + nd - 1) % d.q.size) + 12,
-		      (b[nd - 1].write ? F_WRITE : 0) | F_NEXT);
+		fake_gmem__put16(&d.fg, DESC + 16ULL * ((head + nd - 1) % d.q.size) + 12,
+				 (b[nd - 1].write ? F_WRITE : 0) | F_NEXT);
 	fill_table(table, 0, ni, b + nd, ni);
-	set_desc(DESC, last, table, 16 * ni, F_IND, 0);
+	fake_gmem__set_desc(&d.fg, DESC, last, table, 16 * ni, F_IND, 0);
 	d.next_desc = (uint16_t)((last + 1) % d.q.size);
 	return head;
 }
@@ -212,9 +161,9 @@ static uint16_t add_indirect(const struct tbuf *b, unsigned int n, uint64_t tabl
 
 static void publish(uint16_t head)
 {
-	put16(AVAIL + 4 + 2ULL * (d.avail_idx % d.q.size), head);
+	fake_gmem__put16(&d.fg, AVAIL + 4 + 2ULL * (d.avail_idx % d.q.size), head);
 	d.avail_idx++;
-	put16(AVAIL + 2, d.avail_idx);
+	fake_gmem__put16(&d.fg, AVAIL + 2, d.avail_idx);
 }
 
 /* What the chain popped into c must be what the driver added last. */
@@ -330,7 +279,7 @@ static void reset_keeps_gm(void **state)
 	d.q.last_avail = 7;
 	d.q.signalled_used_valid = true;
 	virtq__reset(&d.q);
-	assert_ptr_equal(d.q.gm, &d.gm);
+	assert_ptr_equal(d.q.gm, &d.fg.gm);
 	assert_false(d.q.ready);
 	assert_false(d.q.event_idx);
 	assert_false(d.q.indirect);
@@ -490,7 +439,7 @@ static void pop_indirect_write_flag_ignored(void **state)
 
 	(void)state;
 	head = add_indirect(blk_read, 3, TABLE);
-	put16(DESC + 16ULL * head + 12, F_IND | F_WRITE);
+	fake_gmem__put16(&d.fg, DESC + 16ULL * head + 12, F_IND | F_WRITE);
 	publish(head);
 	assert_int_equal(virtq__pop(&d.q, &chain), 1);
 	expect_chain(&chain, head, blk_read, 3);
@@ -505,7 +454,7 @@ static void pop_copies_descriptors(void **state)
 	head = add_direct(blk_read, 3);
 	publish(head);
 	assert_int_equal(virtq__pop(&d.q, &chain), 1);
-	set_desc(DESC, head, 0xdead000, 0xffffffff, F_NEXT, 0);
+	fake_gmem__set_desc(&d.fg, DESC, head, 0xdead000, 0xffffffff, F_NEXT, 0);
 	expect_chain(&chain, head, blk_read, 3);
 }
 
@@ -527,9 +476,9 @@ static void wrap_indices(void **state)
 			assert_int_equal(virtq__pop(&d.q, &chain), 1);
 			assert_int_equal(virtq__push(&d.q, chain.head, 7 + round), 0);
 		}
-		assert_int_equal(get32(USED + 4 + 8 * slot), head);
-		assert_int_equal(get32(USED + 4 + 8 * slot + 4), 7 + round);
-		assert_int_equal(get16(USED + 2), d.q.used_idx);
+		assert_int_equal(fake_gmem__get32(&d.fg, USED + 4 + 8 * slot), head);
+		assert_int_equal(fake_gmem__get32(&d.fg, USED + 4 + 8 * slot + 4), 7 + round);
+		assert_int_equal(fake_gmem__get16(&d.fg, USED + 2), d.q.used_idx);
 		assert_int_equal(d.q.used_idx, d.q.last_avail);
 		assert_int_equal(d.q.last_avail, d.avail_idx);
 	}
@@ -557,13 +506,14 @@ static void einval_outside_ram(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		uint16_t head = add_direct(blk_read, 3);
 
-		set_desc(DESC, head + 1, bad[i].addr, bad[i].len, F_WRITE | F_NEXT, head + 2);
+		fake_gmem__set_desc(&d.fg, DESC, head + 1, bad[i].addr, bad[i].len,
+				    F_WRITE | F_NEXT, head + 2);
 		publish(head);
 		expect_einval();
 		drv_init(256, false, 0);
 	}
 	/* the last byte of RAM is fine */
-	set_desc(DESC, 0, MEM - 1, 1, 0, 0);
+	fake_gmem__set_desc(&d.fg, DESC, 0, MEM - 1, 1, 0, 0);
 	publish(0);
 	assert_int_equal(virtq__pop(&d.q, &chain), 1);
 	assert_int_equal(chain.bufs[0].gpa, MEM - 1);
@@ -577,17 +527,17 @@ static void einval_across_regions(void **state)
 	const struct gmem *saved = d.q.gm;
 
 	(void)state;
-	two.regions[0] = (struct gmem_region){ 0, 0x80000, d.mem };
-	two.regions[1] = (struct gmem_region){ LAYOUT_MMIO_GAP_END, 0x10000, d.mem + 0x80000 };
+	two.regions[0] = (struct gmem_region){ 0, 0x80000, d.fg.mem };
+	two.regions[1] = (struct gmem_region){ LAYOUT_MMIO_GAP_END, 0x10000, d.fg.mem + 0x80000 };
 	d.q.gm = &two;
-	set_desc(DESC, 0, LAYOUT_MMIO_GAP_END + 0x100, 0x1000, 0, 0);
+	fake_gmem__set_desc(&d.fg, DESC, 0, LAYOUT_MMIO_GAP_END + 0x100, 0x1000, 0, 0);
 	publish(0);
 	assert_int_equal(virtq__pop(&d.q, &chain), 1);
 	assert_int_equal(chain.bufs[0].gpa, LAYOUT_MMIO_GAP_END + 0x100);
-	set_desc(DESC, 1, 0x7ff00, 0x200, 0, 0);
+	fake_gmem__set_desc(&d.fg, DESC, 1, 0x7ff00, 0x200, 0, 0);
 	publish(1);
 	expect_einval();
-	set_desc(DESC, 1, LAYOUT_MMIO_GAP_END + 0xff00, 0x200, 0, 0);
+	fake_gmem__set_desc(&d.fg, DESC, 1, LAYOUT_MMIO_GAP_END + 0xff00, 0x200, 0, 0);
 	expect_einval();
 	d.q.gm = saved;
 }
@@ -599,17 +549,18 @@ static void einval_total_bytes(void **state)
 
 	(void)state;
 	for (unsigned int i = 0; i < 4; i++)
-		set_desc(DESC, i, DATA, gib, (i >= 2 ? F_WRITE : 0) | F_NEXT, i + 1);
-	set_desc(DESC, 3, DATA, gib, F_WRITE, 0);
+		fake_gmem__set_desc(&d.fg, DESC, i, DATA, gib, (i >= 2 ? F_WRITE : 0) | F_NEXT,
+				    i + 1);
+	fake_gmem__set_desc(&d.fg, DESC, 3, DATA, gib, F_WRITE, 0);
 	publish(0);
 	assert_int_equal(virtq__pop(&d.q, &chain), 1);
 	assert_int_equal(chain.readable + chain.writable, 1ULL << 32);
 
-	set_desc(DESC, 3, DATA, gib, F_WRITE | F_NEXT, 4);
-	set_desc(DESC, 4, DATA, 1, F_WRITE, 0);
+	fake_gmem__set_desc(&d.fg, DESC, 3, DATA, gib, F_WRITE | F_NEXT, 4);
+	fake_gmem__set_desc(&d.fg, DESC, 4, DATA, 1, F_WRITE, 0);
 	publish(0);
 	expect_einval();
-	set_desc(DESC, 3, DATA, 0xffffffff, F_WRITE, 0);
+	fake_gmem__set_desc(&d.fg, DESC, 3, DATA, 0xffffffff, F_WRITE, 0);
 	expect_einval();
 }
 
@@ -619,13 +570,13 @@ static void einval_zero_length(void **state)
 
 	(void)state;
 	head = add_direct(blk_read, 3);
-	put32(DESC + 16ULL * (head + 1) + 8, 0);
+	fake_gmem__put32(&d.fg, DESC + 16ULL * (head + 1) + 8, 0);
 	publish(head);
 	expect_einval();
 
 	drv_init(256, false, 0);
 	head = add_indirect(blk_read, 3, TABLE);
-	put32(TABLE + 16 * 2 + 8, 0);
+	fake_gmem__put32(&d.fg, TABLE + 16 * 2 + 8, 0);
 	publish(head);
 	expect_einval();
 }
@@ -634,27 +585,27 @@ static void einval_loops(void **state)
 {
 	(void)state;
 	/* to itself */
-	set_desc(DESC, 0, DATA, 16, F_NEXT, 0);
+	fake_gmem__set_desc(&d.fg, DESC, 0, DATA, 16, F_NEXT, 0);
 	publish(0);
 	expect_einval();
 	/* back to the head, after a few */
 	drv_init(256, false, 0);
 	for (unsigned int i = 0; i < 5; i++)
-		set_desc(DESC, i, DATA, 16, F_NEXT, (i + 1) % 5);
+		fake_gmem__set_desc(&d.fg, DESC, i, DATA, 16, F_NEXT, (i + 1) % 5);
 	publish(0);
 	expect_einval();
 	/* into a cycle that does not contain the head */
 	drv_init(8, false, 0);
-	set_desc(DESC, 7, DATA, 16, F_NEXT, 3);
+	fake_gmem__set_desc(&d.fg, DESC, 7, DATA, 16, F_NEXT, 3);
 	for (unsigned int i = 3; i < 6; i++)
-		set_desc(DESC, i, DATA, 16, F_NEXT, i == 5 ? 3 : i + 1);
+		fake_gmem__set_desc(&d.fg, DESC, i, DATA, 16, F_NEXT, i == 5 ? 3 : i + 1);
 	publish(7);
 	expect_einval();
 	/* inside an indirect table */
 	drv_init(256, false, 0);
 	for (unsigned int i = 0; i < 4; i++)
-		set_desc(TABLE, i, DATA, 16, F_NEXT, i == 3 ? 1 : i + 1);
-	set_desc(DESC, 0, TABLE, 64, F_IND, 0);
+		fake_gmem__set_desc(&d.fg, TABLE, i, DATA, 16, F_NEXT, i == 3 ? 1 : i + 1);
+	fake_gmem__set_desc(&d.fg, DESC, 0, TABLE, 64, F_IND, 0);
 	publish(0);
 	expect_einval();
 }
@@ -677,7 +628,7 @@ static void einval_too_long(void **state)
 	publish(head);
 	expect_einval();
 	/* the same table, its length still saying 257 but the chain ending early */
-	put16(TABLE + 16 * 3 + 12, 0);
+	fake_gmem__put16(&d.fg, TABLE + 16 * 3 + 12, 0);
 	expect_einval();
 }
 
@@ -688,19 +639,19 @@ static void einval_indices(void **state)
 	drv_init(8, false, 0);
 	publish(8);
 	expect_einval();
-	put16(AVAIL + 4, 0xffff);
+	fake_gmem__put16(&d.fg, AVAIL + 4, 0xffff);
 	expect_einval();
 	/* next out of range */
 	drv_init(8, false, 0);
-	set_desc(DESC, 0, DATA, 16, F_NEXT, 8);
+	fake_gmem__set_desc(&d.fg, DESC, 0, DATA, 16, F_NEXT, 8);
 	publish(0);
 	expect_einval();
 	/* next out of an indirect table */
 	drv_init(8, false, 0);
-	set_desc(TABLE, 0, DATA, 16, F_NEXT, 1);
-	set_desc(TABLE, 1, DATA, 16, F_NEXT, 2); /* a table of 2 */
-	set_desc(TABLE, 2, DATA, 16, 0, 0);
-	set_desc(DESC, 0, TABLE, 32, F_IND, 0);
+	fake_gmem__set_desc(&d.fg, TABLE, 0, DATA, 16, F_NEXT, 1);
+	fake_gmem__set_desc(&d.fg, TABLE, 1, DATA, 16, F_NEXT, 2); /* a table of 2 */
+	fake_gmem__set_desc(&d.fg, TABLE, 2, DATA, 16, 0, 0);
+	fake_gmem__set_desc(&d.fg, DESC, 0, TABLE, 32, F_IND, 0);
 	publish(0);
 	expect_einval();
 }
@@ -714,14 +665,14 @@ static void einval_avail_jump(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(starts); i++) {
 		drv_init(8, false, starts[i]);
 		for (unsigned int k = 0; k < 8; k++)
-			set_desc(DESC, k, DATA, 16, 0, 0);
-		put16(AVAIL + 2, (uint16_t)(starts[i] + 9));
+			fake_gmem__set_desc(&d.fg, DESC, k, DATA, 16, 0, 0);
+		fake_gmem__put16(&d.fg, AVAIL + 2, (uint16_t)(starts[i] + 9));
 		expect_einval();
 		assert_int_equal(virtq__pending(&d.q), 0);
-		put16(AVAIL + 2, (uint16_t)(starts[i] - 1)); /* backwards */
+		fake_gmem__put16(&d.fg, AVAIL + 2, (uint16_t)(starts[i] - 1)); /* backwards */
 		expect_einval();
 		assert_int_equal(virtq__pending(&d.q), 0);
-		put16(AVAIL + 2, (uint16_t)(starts[i] + 8));
+		fake_gmem__put16(&d.fg, AVAIL + 2, (uint16_t)(starts[i] + 8));
 		assert_int_equal(virtq__pending(&d.q), 8);
 		assert_int_equal(virtq__pop(&d.q, &chain), 1);
 	}
@@ -735,16 +686,16 @@ static void einval_indirect(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(bad_len); i++) {
 		drv_init(256, false, 0);
 		add_indirect(blk_read, 3, TABLE);
-		put32(DESC + 8, bad_len[i]);
+		fake_gmem__put32(&d.fg, DESC + 8, bad_len[i]);
 		publish(0);
 		expect_einval();
 	}
 	/* table outside RAM, or wrapping */
 	drv_init(256, false, 0);
-	set_desc(DESC, 0, MEM - 16, 32, F_IND, 0);
+	fake_gmem__set_desc(&d.fg, DESC, 0, MEM - 16, 32, F_IND, 0);
 	publish(0);
 	expect_einval();
-	set_desc(DESC, 0, 0xfffffffffffffff0ULL, 32, F_IND, 0);
+	fake_gmem__set_desc(&d.fg, DESC, 0, 0xfffffffffffffff0ULL, 32, F_IND, 0);
 	expect_einval();
 	/* not negotiated */
 	drv_init(256, false, 0);
@@ -755,15 +706,15 @@ static void einval_indirect(void **state)
 	/* nested */
 	drv_init(256, false, 0);
 	add_indirect(blk_read, 3, TABLE);
-	set_desc(TABLE, 2, TABLE + 0x1000, 16, F_IND, 0);
-	set_desc(TABLE + 0x1000, 0, DATA, 1, F_WRITE, 0);
+	fake_gmem__set_desc(&d.fg, TABLE, 2, TABLE + 0x1000, 16, F_IND, 0);
+	fake_gmem__set_desc(&d.fg, TABLE + 0x1000, 0, DATA, 1, F_WRITE, 0);
 	publish(0);
 	expect_einval();
 	/* INDIRECT with NEXT */
 	drv_init(256, false, 0);
 	add_indirect(blk_read, 3, TABLE);
-	set_desc(DESC, 0, TABLE, 48, F_IND | F_NEXT, 1);
-	set_desc(DESC, 1, DATA, 1, F_WRITE, 0);
+	fake_gmem__set_desc(&d.fg, DESC, 0, TABLE, 48, F_IND | F_NEXT, 1);
+	fake_gmem__set_desc(&d.fg, DESC, 1, DATA, 1, F_WRITE, 0);
 	publish(0);
 	expect_einval();
 }
@@ -797,12 +748,12 @@ static void push_used(void **state)
 		uint16_t idx = (uint16_t)(0xfffe + i);
 
 		assert_int_equal(virtq__push(&d.q, (uint16_t)(3 - i % 4), 1000 + i), 0);
-		assert_int_equal(get32(USED + 4 + 8ULL * (idx & 3)), 3 - i % 4);
-		assert_int_equal(get32(USED + 8 + 8ULL * (idx & 3)), 1000 + i);
-		assert_int_equal(get16(USED + 2), (uint16_t)(idx + 1));
+		assert_int_equal(fake_gmem__get32(&d.fg, USED + 4 + 8ULL * (idx & 3)), 3 - i % 4);
+		assert_int_equal(fake_gmem__get32(&d.fg, USED + 8 + 8ULL * (idx & 3)), 1000 + i);
+		assert_int_equal(fake_gmem__get16(&d.fg, USED + 2), (uint16_t)(idx + 1));
 	}
 	assert_int_equal(virtq__push(&d.q, 4, 0), -EINVAL); /* not a head */
-	assert_int_equal(get16(USED + 2), 4);
+	assert_int_equal(fake_gmem__get16(&d.fg, USED + 2), 4);
 }
 
 /* The used element in slot (idx mod size) is head, len. */
@@ -810,8 +761,8 @@ static void expect_used(uint16_t idx, uint16_t head, uint32_t len)
 {
 	uint64_t at = USED + 4 + 8ULL * (idx & (d.q.size - 1));
 
-	assert_int_equal(get32(at), head);
-	assert_int_equal(get32(at + 4), len);
+	assert_int_equal(fake_gmem__get32(&d.fg, at), head);
+	assert_int_equal(fake_gmem__get32(&d.fg, at + 4), len);
 }
 
 /* One chain through virtq__push_n() is what virtq__push() does; none is nothing. */
@@ -823,17 +774,17 @@ static void push_n_one(void **state)
 	drv_init(8, false, 100);
 	assert_int_equal(virtq__push_n(&d.q, &u, 1), 0);
 	expect_used(100, 5, 1234);
-	assert_int_equal(get16(USED + 2), 101);
+	assert_int_equal(fake_gmem__get16(&d.fg, USED + 2), 101);
 	assert_int_equal(d.q.used_idx, 101);
-	put32(USED + 4 + 8 * (101 & 7), 0xdead);
+	fake_gmem__put32(&d.fg, USED + 4 + 8 * (101 & 7), 0xdead);
 	assert_int_equal(virtq__push_n(&d.q, NULL, 0), 0);
-	assert_int_equal(get32(USED + 4 + 8 * (101 & 7)), 0xdead);
-	assert_int_equal(get16(USED + 2), 101);
+	assert_int_equal(fake_gmem__get32(&d.fg, USED + 4 + 8 * (101 & 7)), 0xdead);
+	assert_int_equal(fake_gmem__get16(&d.fg, USED + 2), 101);
 	assert_int_equal(d.q.used_idx, 101);
 	d.q.ready = false;
 	assert_int_equal(virtq__push_n(&d.q, &u, 1), -EINVAL);
 	assert_int_equal(virtq__push_n(&d.q, NULL, 0), -EINVAL);
-	assert_int_equal(get16(USED + 2), 101);
+	assert_int_equal(fake_gmem__get16(&d.fg, USED + 2), 101);
 }
 
 /* Several chains, in order, under one used->idx; then the next batch follows on. */
@@ -847,13 +798,13 @@ static void push_n_several(void **state)
 	assert_int_equal(virtq__push_n(&d.q, a, ARRAY_SIZE(a)), 0);
 	for (unsigned int i = 0; i < ARRAY_SIZE(a); i++)
 		expect_used((uint16_t)i, a[i].head, a[i].len);
-	assert_int_equal(get16(USED + 2), 4);
+	assert_int_equal(fake_gmem__get16(&d.fg, USED + 2), 4);
 	assert_int_equal(virtq__push_n(&d.q, b, ARRAY_SIZE(b)), 0);
 	for (unsigned int i = 0; i < ARRAY_SIZE(b); i++)
 		expect_used((uint16_t)(4 + i), b[i].head, b[i].len);
 	for (unsigned int i = 0; i < ARRAY_SIZE(a); i++) /* left alone */
 		expect_used((uint16_t)i, a[i].head, a[i].len);
-	assert_int_equal(get16(USED + 2), 6);
+	assert_int_equal(fake_gmem__get16(&d.fg, USED + 2), 6);
 	assert_int_equal(d.q.used_idx, 6);
 }
 
@@ -869,14 +820,14 @@ static void push_n_wrap(void **state)
 	assert_int_equal(virtq__push_n(&d.q, u, 3), 0); /* slots 2, 3, 0 */
 	for (unsigned int i = 0; i < 3; i++)
 		expect_used((uint16_t)(0xfffe + i), u[i].head, u[i].len);
-	assert_int_equal(get16(USED + 2), 1);
+	assert_int_equal(fake_gmem__get16(&d.fg, USED + 2), 1);
 	assert_int_equal(d.q.used_idx, 1);
 	assert_int_equal(virtq__push_n(&d.q, u, 5), -EINVAL); /* more than the ring holds */
-	assert_int_equal(get16(USED + 2), 1);
+	assert_int_equal(fake_gmem__get16(&d.fg, USED + 2), 1);
 	assert_int_equal(virtq__push_n(&d.q, u + 1, 4), 0); /* slots 1, 2, 3, 0 */
 	for (unsigned int i = 0; i < 4; i++)
 		expect_used((uint16_t)(1 + i), u[1 + i].head, u[1 + i].len);
-	assert_int_equal(get16(USED + 2), 5);
+	assert_int_equal(fake_gmem__get16(&d.fg, USED + 2), 5);
 	assert_int_equal(d.q.used_idx, 5);
 }
 
@@ -888,18 +839,18 @@ static void push_n_bad_head(void **state)
 
 	(void)state;
 	drv_init(8, false, 0xfffd);
-	memcpy(before, d.mem + USED, sizeof(before));
+	memcpy(before, d.fg.mem + USED, sizeof(before));
 	assert_int_equal(virtq__push_n(&d.q, u, ARRAY_SIZE(u)), -EINVAL);
 	u[2].head = 0xffff;
 	assert_int_equal(virtq__push_n(&d.q, u, ARRAY_SIZE(u)), -EINVAL);
 	u[2].head = 7;
 	u[3].head = 8; /* the last one */
 	assert_int_equal(virtq__push_n(&d.q, u, ARRAY_SIZE(u)), -EINVAL);
-	assert_memory_equal(d.mem + USED, before, sizeof(before));
+	assert_memory_equal(d.fg.mem + USED, before, sizeof(before));
 	assert_int_equal(d.q.used_idx, 0xfffd);
 	u[3].head = 3;
 	assert_int_equal(virtq__push_n(&d.q, u, ARRAY_SIZE(u)), 0);
-	assert_int_equal(get16(USED + 2), 1);
+	assert_int_equal(fake_gmem__get16(&d.fg, USED + 2), 1);
 }
 
 /*
@@ -938,7 +889,7 @@ static void push_n_signal_lap(void **state)
 	drv_init(8, true, 0);
 	assert_int_equal(virtq__push(&d.q, 0, 1), 0);
 	assert_true(virtq__should_signal(&d.q));
-	put16(AVAIL + 4 + 2 * 8, 0x8000);
+	fake_gmem__put16(&d.fg, AVAIL + 4 + 2 * 8, 0x8000);
 	for (unsigned int i = 0; i < 65534 / 7; i++) /* 1 -> 65535 */
 		assert_int_equal(virtq__push_n(&d.q, u, 7), 0);
 	assert_int_equal(d.q.used_idx, 65535);
@@ -947,7 +898,7 @@ static void push_n_signal_lap(void **state)
 	assert_false(d.q.signalled_used_valid);
 	assert_true(virtq__should_signal(&d.q));
 	/* and with event_idx, one decision covers a batch like the pushes it stands for */
-	put16(AVAIL + 4 + 2 * 8, 9);
+	fake_gmem__put16(&d.fg, AVAIL + 4 + 2 * 8, 9);
 	assert_int_equal(virtq__push_n(&d.q, u, 3), 0); /* 6 -> 9 */
 	assert_false(virtq__should_signal(&d.q));
 	assert_int_equal(virtq__push_n(&d.q, u, 2), 0); /* -> 11: passes 9 */
@@ -962,13 +913,13 @@ static void signal_without_event_idx(void **state)
 	assert_int_equal(virtq__push(&d.q, 0, 1), 0);
 	assert_true(virtq__should_signal(&d.q));
 	assert_false(virtq__should_signal(&d.q)); /* nothing new */
-	put16(AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
+	fake_gmem__put16(&d.fg, AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
 	assert_int_equal(virtq__push(&d.q, 1, 1), 0);
 	assert_false(virtq__should_signal(&d.q));
-	put16(AVAIL, 0); /* the driver wants them again */
+	fake_gmem__put16(&d.fg, AVAIL, 0); /* the driver wants them again */
 	assert_true(virtq__should_signal(&d.q));
 	/* used_event means nothing without the feature */
-	put16(AVAIL + 4 + 2 * 256, 0x1234);
+	fake_gmem__put16(&d.fg, AVAIL + 4 + 2 * 256, 0x1234);
 	assert_int_equal(virtq__push(&d.q, 2, 1), 0);
 	assert_true(virtq__should_signal(&d.q));
 }
@@ -993,11 +944,12 @@ static void signal_event_idx(void **state)
 			uint16_t old = starts[s], event = (uint16_t)(starts[s] + ev);
 
 			drv_init(8, true, starts[s]);
-			put16(AVAIL + 4 + 2 * 8, 0x5555); /* used_event: the first one ignores it */
+			fake_gmem__put16(&d.fg, AVAIL + 4 + 2 * 8,
+					 0x5555); /* used_event: the first one ignores it */
 			assert_int_equal(virtq__push(&d.q, 0, 1), 0);
 			assert_true(virtq__should_signal(&d.q));
 			old = d.q.used_idx;
-			put16(AVAIL + 4 + 2 * 8, event);
+			fake_gmem__put16(&d.fg, AVAIL + 4 + 2 * 8, event);
 			for (unsigned int n = 1; n <= 4; n++) {
 				bool want;
 
@@ -1008,8 +960,8 @@ static void signal_event_idx(void **state)
 				old = d.q.used_idx; /* the next decision starts here */
 			}
 			/* NO_INTERRUPT is ignored with event_idx */
-			put16(AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
-			put16(AVAIL + 4 + 2 * 8, d.q.used_idx);
+			fake_gmem__put16(&d.fg, AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
+			fake_gmem__put16(&d.fg, AVAIL + 4 + 2 * 8, d.q.used_idx);
 			assert_int_equal(virtq__push(&d.q, 0, 1), 0);
 			assert_true(virtq__should_signal(&d.q));
 		}
@@ -1023,7 +975,7 @@ static void signal_event_idx_batch(void **state)
 	drv_init(8, true, 65530);
 	assert_int_equal(virtq__push(&d.q, 0, 1), 0);
 	assert_true(virtq__should_signal(&d.q));
-	put16(AVAIL + 4 + 2 * 8, 65534);
+	fake_gmem__put16(&d.fg, AVAIL + 4 + 2 * 8, 65534);
 	for (unsigned int i = 0; i < 3; i++)
 		assert_int_equal(virtq__push(&d.q, 0, 1), 0); /* 65531 -> 65534 */
 	assert_false(virtq__should_signal(&d.q));
@@ -1040,7 +992,7 @@ static void signal_event_idx_lap(void **state)
 	drv_init(8, true, 0);
 	assert_int_equal(virtq__push(&d.q, 0, 1), 0);
 	assert_true(virtq__should_signal(&d.q));
-	put16(AVAIL + 4 + 2 * 8, 0x8000);
+	fake_gmem__put16(&d.fg, AVAIL + 4 + 2 * 8, 0x8000);
 	for (unsigned int i = 0; i < 65536; i++)
 		assert_int_equal(virtq__push(&d.q, 0, 1), 0);
 	assert_int_equal(d.q.used_idx, d.q.signalled_used);
@@ -1050,7 +1002,7 @@ static void signal_event_idx_lap(void **state)
 /* The driver side of 2.7.10: would it kick after adding chains? */
 static bool driver_kicks(uint16_t old_avail)
 {
-	uint16_t avail_event = get16(USED + 4 + 8ULL * d.q.size);
+	uint16_t avail_event = fake_gmem__get16(&d.fg, USED + 4 + 8ULL * d.q.size);
 
 	return passed(avail_event, d.avail_idx, old_avail);
 }
@@ -1061,13 +1013,13 @@ static void arm_notify_event_idx(void **state)
 
 	(void)state;
 	drv_init(16, true, 65534);
-	put16(USED + 4 + 8 * 16, 0x4444);
+	fake_gmem__put16(&d.fg, USED + 4 + 8 * 16, 0x4444);
 	for (unsigned int i = 0; i < 3; i++)
 		publish(add_direct(blk_read, 3));
 	while (virtq__pop(&d.q, &chain) == 1)
 		;
 	assert_false(virtq__arm_notify(&d.q));
-	assert_int_equal(get16(USED + 4 + 8 * 16), d.q.last_avail);
+	assert_int_equal(fake_gmem__get16(&d.fg, USED + 4 + 8 * 16), d.q.last_avail);
 	assert_int_equal(d.q.last_avail, 1);
 	/* the next buffer makes the driver kick, and one more without a pop does not */
 	old = d.avail_idx;
@@ -1093,7 +1045,7 @@ static void arm_notify_race(void **state)
 		assert_int_equal(virtq__pop(&d.q, &chain), 0);
 		assert_false(virtq__arm_notify(&d.q));
 		/* a broken avail->idx: arm says look again, and pop reports it */
-		put16(AVAIL + 2, 5000);
+		fake_gmem__put16(&d.fg, AVAIL + 2, 5000);
 		assert_true(virtq__arm_notify(&d.q));
 		assert_int_equal(virtq__pop(&d.q, &chain), -EINVAL);
 	}
@@ -1103,9 +1055,9 @@ static void arm_notify_race(void **state)
 static void arm_notify_no_event_idx(void **state)
 {
 	(void)state;
-	put16(USED + 4 + 8 * 256, 0x4444);
+	fake_gmem__put16(&d.fg, USED + 4 + 8 * 256, 0x4444);
 	assert_false(virtq__arm_notify(&d.q));
-	assert_int_equal(get16(USED + 4 + 8 * 256), 0x4444);
+	assert_int_equal(fake_gmem__get16(&d.fg, USED + 4 + 8 * 256), 0x4444);
 }
 
 int main(void)
