@@ -6,7 +6,7 @@
 # libbpf's bpf_object__open_mem().
 
 BPF_CLANG ?= clang
-BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -I/usr/include/$(shell gcc -dumpmachine) \
+BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -Isrc -I/usr/include/$(shell gcc -dumpmachine) \
 	-Wall -Wextra -Werror
 BPF_SRCS := $(sort $(wildcard resources/bpf/*.bpf.c))
 BPF_OBJS := $(BPF_SRCS:%.bpf.c=$(BUILD)/%.bpf.o)
@@ -16,7 +16,7 @@ LIB_OBJS += $(BPF_BLOBS)
 $(BUILD)/resources/bpf/%.bpf.o: resources/bpf/%.bpf.c
 	@mkdir -p $(dir $@)
 	$(quiet) BPF $@
-	$(Q)$(BPF_CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@.tmp
+	$(Q)$(BPF_CLANG) $(BPF_CFLAGS) -MMD -MP -MF $@.d -MT $@ -c $< -o $@.tmp
 	$(Q)llvm-strip -g $@.tmp && mv $@.tmp $@
 
 $(BUILD)/resources/bpf/%.blob.o: $(BUILD)/resources/bpf/%.bpf.o
@@ -25,3 +25,4 @@ $(BUILD)/resources/bpf/%.blob.o: $(BUILD)/resources/bpf/%.bpf.o
 		'.global ember_bpf_$*_start' 'ember_bpf_$*_start:' '.incbin "$<"' \
 		'.global ember_bpf_$*_end' 'ember_bpf_$*_end:' \
 		'.section .note.GNU-stack,"",@progbits' | $(CC) -c -x assembler -o $@ -
+.SECONDARY: $(BPF_OBJS)

@@ -16,6 +16,7 @@
  * bodies of /boot-source, /machine-config, /logger, /metrics, /serial and /vsock. Each
  * parses into scratch space and changes the config only once the whole request is good.
  */
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -43,6 +44,7 @@ _Static_assert(sizeof(enum drive_io_engine) == sizeof(unsigned int), "enum size"
 
 #define DRIVE struct drive_config
 #define NET struct net_config
+#define ASPOOF struct antispoof_config
 #define RL struct rate_limiter_config
 #define TB struct token_bucket_config
 
@@ -497,6 +499,146 @@ static int check_host_dev_name(const char *path, const char *s)
 	return 0;
 }
 
+/* ---- anti-spoofing: the source addresses a guest may send from ---- */
+
+/* A unicast address a host can be: not unspecified, multicast, broadcast or loopback. */
+static const char *bad_source(int family, const uint8_t *a)
+{
+	static const uint8_t zero[16], loop6[16] = { [15] = 1 };
+
+	if (family == AF_INET) {
+		if (!memcmp(a, zero, 4))
+			return "the unspecified address";
+		if (a[0] >= 224)
+			return a[0] < 240 ? "a multicast address" : "a reserved or broadcast address";
+		if (a[0] == 127)
+			return "a loopback address";
+		return NULL;
+	}
+	if (!memcmp(a, zero, 16))
+		return "the unspecified address";
+	if (a[0] == 0xff)
+		return "a multicast address";
+	if (!memcmp(a, loop6, 16))
+		return "the loopback address";
+	return NULL;
+}
+
+static int parse_addr_list(const char *path, const cJSON *item, int family, unsigned int *nr,
+			   uint8_t *addrs)
+{
+	const char *what = family == AF_INET ? "IPv4" : "IPv6";
+	size_t len = family == AF_INET ? 4 : 16;
+	char epath[PATH_SHOW_MAX], shown[NAME_SHOW_MAX];
+	const cJSON *e;
+	const char *why;
+	unsigned int n = 0;
+
+	if (!cJSON_IsArray(item))
+		return error__set(-EINVAL, "%s: must be an array of %s addresses, got %s", path,
+				  what, json_type_name(item));
+	if (cJSON_GetArraySize(item) > VM_ANTISPOOF_ADDRS_MAX)
+		return error__set(-EINVAL, "%s: at most %d addresses are supported, got %d", path,
+				  VM_ANTISPOOF_ADDRS_MAX, cJSON_GetArraySize(item));
+	cJSON_ArrayForEach (e, item) {
+		const char *str = cJSON_GetStringValue(e);
+		uint8_t *a = addrs + n * len;
+
+		snprintf(epath, sizeof(epath), "%s[%u]", path, n);
+		if (!str)
+			return error__set(-EINVAL, "%s: must be a string, got %s", epath,
+					  json_type_name(e));
+		printable(shown, sizeof(shown), str);
+		if (inet_pton(family, str, a) != 1)
+			return error__set(-EINVAL, "%s: must be an %s address like \"%s\", got \"%s\"",
+					  epath, what,
+					  family == AF_INET ? "172.16.0.2" : "fd00::2", shown);
+		why = bad_source(family, a);
+		if (why)
+			return error__set(-EINVAL,
+					  "%s: \"%s\" is %s, which no guest may send from", epath,
+					  shown, why);
+		n++;
+	}
+	*nr = n;
+	return 0;
+}
+
+static int parse_ipv4_list(void *dst, const char *path, const cJSON *item)
+{
+	struct antispoof_config *a = dst; /* the field's offset is the struct's own */
+
+	return parse_addr_list(path, item, AF_INET, &a->nr_ipv4, &a->ipv4[0][0]);
+}
+
+static int parse_ipv6_list(void *dst, const char *path, const cJSON *item)
+{
+	struct antispoof_config *a =
+		(void *)((char *)dst - offsetof(struct antispoof_config, nr_ipv6));
+
+	return parse_addr_list(path, item, AF_INET6, &a->nr_ipv6, &a->ipv6[0][0]);
+}
+
+static int print_addr_list(cJSON *o, const char *name, int family, unsigned int nr,
+			   const uint8_t *addrs)
+{
+	size_t len = family == AF_INET ? 4 : 16;
+	cJSON *list = cJSON_AddArrayToObject(o, name);
+	char buf[INET6_ADDRSTRLEN];
+
+	if (!list)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < nr && i < VM_ANTISPOOF_ADDRS_MAX; i++) {
+		cJSON *str;
+
+		if (!inet_ntop(family, addrs + i * len, buf, sizeof(buf)))
+			return -EINVAL;
+		str = cJSON_CreateString(buf);
+		if (!str || !cJSON_AddItemToArray(list, str)) {
+			cJSON_Delete(str);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int print_ipv4_list(cJSON *o, const char *name, const void *src, const struct field *f)
+{
+	const struct antispoof_config *a = src;
+
+	(void)f;
+	return print_addr_list(o, name, AF_INET, a->nr_ipv4, &a->ipv4[0][0]);
+}
+
+static int print_ipv6_list(cJSON *o, const char *name, const void *src, const struct field *f)
+{
+	const struct antispoof_config *a =
+		(const void *)((const char *)src - offsetof(struct antispoof_config, nr_ipv6));
+
+	(void)f;
+	return print_addr_list(o, name, AF_INET6, a->nr_ipv6, &a->ipv6[0][0]);
+}
+
+static const struct field antispoof_fields[] = {
+	{ .name = "ipv4",
+	  .type = FIELD_CUSTOM,
+	  .offset = offsetof(ASPOOF, nr_ipv4),
+	  .parse = parse_ipv4_list,
+	  .print = print_ipv4_list },
+	{ .name = "ipv6",
+	  .type = FIELD_CUSTOM,
+	  .offset = offsetof(ASPOOF, nr_ipv6),
+	  .parse = parse_ipv6_list,
+	  .print = print_ipv6_list },
+};
+
+_Static_assert(offsetof(struct antispoof_config, nr_ipv4) == 0, "parse_ipv4_list's cast");
+
+static const struct section antispoof_section = {
+	SECTION_OF("anti_spoofing", ASPOOF, antispoof_fields),
+	.reset = true,
+};
+
 static int check_net(void *obj, const char *path)
 {
 	struct net_config *n = obj;
@@ -509,6 +651,11 @@ static int check_net(void *obj, const char *path)
 					  n->host_dev_name);
 	n->has_rx_rate_limiter = limits(&n->rx_rate_limiter);
 	n->has_tx_rate_limiter = limits(&n->tx_rate_limiter);
+	if (!ret && n->has_anti_spoofing && !n->has_guest_mac)
+		ret = error__set(-EINVAL,
+				 "%s: needs guest_mac: the filter lets through only frames from "
+				 "the interface's own MAC",
+				 join_path(fpath, sizeof(fpath), path, "anti_spoofing"));
 	return ret;
 }
 
@@ -526,6 +673,8 @@ static const struct field net_fields[] = {
 		      &limiter_section),
 	F_HAS_SECTION("tx_rate_limiter", NET, tx_rate_limiter, has_tx_rate_limiter,
 		      &limiter_section),
+	F_HAS_SECTION("anti_spoofing", NET, anti_spoofing, has_anti_spoofing,
+		      &antispoof_section),
 };
 
 const struct section config_devices__net_section = {

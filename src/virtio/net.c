@@ -791,6 +791,9 @@ int virtio_net__create(struct virtio_net **out, const struct net_config *cfg, in
 	ret = net_init(n, cfg);
 	if (!ret)
 		ret = net_tap__open(&n->tap, n->id, cfg->host_dev_name ? cfg->host_dev_name : "");
+	/* Before the guest can send anything: the filter is in place from the first frame. */
+	if (!ret && cfg->has_anti_spoofing)
+		ret = net_bpf__attach(&n->bpf, n->id, n->tap.name, n->mac, &cfg->anti_spoofing);
 	if (!ret)
 		ret = virtio_mmio__init(&n->t, vm_fd, gm, base, gsi, &net_ops, n);
 	if (ret) {
@@ -910,10 +913,21 @@ int virtio_net__update(struct virtio_net *n, const struct net_config *cfg, unsig
 	return ret;
 }
 
+void virtio_net__sync_metrics(struct virtio_net *n)
+{
+	struct net_bpf_drops d;
+
+	net_bpf__drops(&n->bpf, &d);
+	n->m.tx_antispoof_mac_drops = d.mac;
+	n->m.tx_antispoof_ip_drops = d.ip;
+	n->m.tx_antispoof_other_drops = d.other;
+}
+
 void virtio_net__destroy(struct virtio_net *n)
 {
 	if (!n)
 		return;
+	net_bpf__detach(&n->bpf);
 	net_tap__close(&n->tap);
 	rate_limiter__destroy(&n->rx_rl);
 	rate_limiter__destroy(&n->tx_rl);

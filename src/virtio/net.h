@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 
 #include "virtio/mmio.h"
+#include "virtio/net_bpf.h"
 #include "virtio/net_tap.h"
 #include "virtio/rate_limiter.h"
 #include "vmm/metrics.h"
@@ -62,7 +63,9 @@
 #define NET_CHANGED_TX_RATE_LIMITER 0x8u
 
 /* Firecracker's "net" (NetDeviceMetrics, less tap_write_agg); rx_bounced_frames is Ember's:
- * frames that came through the bounce buffer instead of straight into guest memory. */
+ * frames that came through the bounce buffer instead of straight into guest memory; and so
+ * are tx_antispoof_*_drops: the guest's frames the anti-spoofing filter dropped, by reason
+ * (net_bpf.h). */
 /* clang-format off */
 #define NET_METRICS(X)                                                                             \
 	X(activate_fails) X(cfg_fails) X(mac_address_updates) X(no_rx_avail_buffer)                \
@@ -72,7 +75,8 @@
 	X(tap_write_fails) X(tx_bytes_count) X(tx_malformed_frames) X(tx_fails) X(tx_count)        \
 	X(tx_packets_count) X(tx_partial_reads) X(tx_queue_event_count)                            \
 	X(tx_rate_limiter_event_count) X(tx_rate_limiter_throttled) X(tx_spoofed_mac_count)        \
-	X(tx_remaining_reqs_count) X(rx_bounced_frames)
+	X(tx_remaining_reqs_count) X(rx_bounced_frames) X(tx_antispoof_mac_drops)                 \
+	X(tx_antispoof_ip_drops) X(tx_antispoof_other_drops)
 /* clang-format on */
 METRICS_STRUCT(net_metrics, NET_METRICS);
 
@@ -121,6 +125,7 @@ struct virtio_net {
 	bool has_mac;
 	uint8_t mac[6];
 	struct net_tap tap;
+	struct net_bpf bpf; /* anti-spoofing, when the config asks for it */
 	struct event_handler tap_h; /* the TAP fd: EPOLLIN while RX can take frames, EPOLLOUT
 				       while a TX frame waits for room */
 	uint32_t tap_events;	    /* what tap_h is registered for */
@@ -180,6 +185,8 @@ int virtio_net__watch(struct virtio_net *n, struct event_loop *loop);
  * error__set(), and then nothing changed.
  */
 int virtio_net__update(struct virtio_net *n, const struct net_config *cfg, unsigned int changed);
+/* Brings the counters kept outside the device (the anti-spoofing filter's) into n->m. */
+void virtio_net__sync_metrics(struct virtio_net *n);
 void virtio_net__destroy(struct virtio_net *n);
 
 /* ---- the RX buffer FIFO, exported for the unit tests ---- */

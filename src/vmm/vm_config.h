@@ -96,6 +96,15 @@ struct drive_config {
 	struct rate_limiter_config rate_limiter;
 };
 
+/* Anti-spoofing (docs/network.md): the source addresses the guest may send from. */
+#define VM_ANTISPOOF_ADDRS_MAX 8
+struct antispoof_config {
+	unsigned int nr_ipv4;
+	uint8_t ipv4[VM_ANTISPOOF_ADDRS_MAX][4]; /* network byte order */
+	unsigned int nr_ipv6;
+	uint8_t ipv6[VM_ANTISPOOF_ADDRS_MAX][16];
+};
+
 struct net_config {
 	char *iface_id;
 	char *host_dev_name; /* the TAP device */
@@ -105,6 +114,8 @@ struct net_config {
 	struct rate_limiter_config rx_rate_limiter;
 	bool has_tx_rate_limiter;
 	struct rate_limiter_config tx_rate_limiter;
+	bool has_anti_spoofing; /* needs guest_mac */
+	struct antispoof_config anti_spoofing;
 };
 
 struct vsock_config {

@@ -52,6 +52,7 @@ static void take_vm(struct vmm *v, struct snapshot *s)
 		metrics__add((uint64_t *)&s->virtio, (const uint64_t *)&vm->blks[i]->t.m,
 			     virtio_metrics__count);
 	for (unsigned int i = 0; i < vm->nr_nets; i++) {
+		virtio_net__sync_metrics(vm->nets[i]);
 		metrics__add((uint64_t *)&s->net, (const uint64_t *)&vm->nets[i]->m,
 			     net_metrics__count);
 		metrics__add((uint64_t *)&s->virtio, (const uint64_t *)&vm->nets[i]->t.m,

@@ -5,6 +5,7 @@ an Ember with no VM configured; what changes after the start is in test_lifecycl
 drives (PUT and run-time PATCH, with real files) are in test_drives.py."""
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -151,27 +152,36 @@ def device_cases(tmp_path):
         "net": ("/network-interfaces/eth0", {**NET, "host_dev_name": tap,
                                              "rx_rate_limiter": RL, "tx_rate_limiter": RL},
                 "network-interfaces"),
+        "net-anti-spoofing": ("/network-interfaces/eth0",
+                              {**NET, "host_dev_name": tap,
+                               "anti_spoofing": {"ipv4": ["172.16.0.2"], "ipv6": ["fd00::2"]}},
+                              "network-interfaces"),
         "vsock": ("/vsock", {**VSOCK, "uds_path": uds, "vsock_id": "vsock0"}, "vsock"),
     }
 
 
-@pytest.mark.parametrize("case", ["net", "vsock"])
+@pytest.mark.parametrize("case", ["net", "net-anti-spoofing", "vsock"])
 def test_valid_device_is_kept_and_started(ember, tmp_path, case):
     """A valid network interface or vsock is accepted before the start, shown by
     GET /vm/config, and the VM starts with it (the TAP is made at InstanceStart, the
-    vsock's Unix socket is bound then)."""
+    vsock's Unix socket is bound then; anti-spoofing's filter is on the TAP then)."""
     path, body, key = device_cases(tmp_path)[case]
     r = ember.put(path, body)
     assert r.status == 204, r
     got = ember.get("/vm/config").json[key]
     shown = got[0] if isinstance(got, list) else got
-    for field in ("iface_id", "host_dev_name", "guest_mac", "guest_cid", "uds_path"):
+    for field in ("iface_id", "host_dev_name", "guest_mac", "guest_cid", "uds_path",
+                  "anti_spoofing"):
         if field in body:
             assert shown[field] == body[field], got
     ember.boot()
     ember.assert_healthy("Running")
     if case == "vsock":
         assert os.path.exists(body["uds_path"])
+    if case == "net-anti-spoofing":
+        tc = subprocess.run(["tc", "filter", "show", "dev", body["host_dev_name"], "ingress"],
+                            capture_output=True, text=True)
+        assert "bpf" in tc.stdout and "antispoof" in tc.stdout, tc.stdout + tc.stderr
 
 
 @pytest.mark.parametrize("path,body", [
@@ -237,6 +247,16 @@ ERRORS = [
     ("PUT", "/network-interfaces/eth0", {**NET, "guest_mac": 6}, 400, ["guest_mac", "string"]),
     ("PUT", "/network-interfaces/eth0", {**NET, "guest_mac": "zz"},
      400, ["guest_mac", "MAC address"]),
+    ("PUT", "/network-interfaces/eth0",
+     {"iface_id": "eth0", "host_dev_name": "tap0", "anti_spoofing": {"ipv4": ["10.0.0.2"]}},
+     400, ["anti_spoofing", "needs guest_mac"]),
+    ("PUT", "/network-interfaces/eth0", {**NET, "anti_spoofing": {"ipv4": ["10.0.0.256"]}},
+     400, ["anti_spoofing.ipv4[0]", "IPv4 address", "10.0.0.256"]),
+    ("PUT", "/network-interfaces/eth0", {**NET, "anti_spoofing": {"ipv6": ["ff02::1"]}},
+     400, ["anti_spoofing.ipv6[0]", "multicast"]),
+    ("PATCH", "/network-interfaces/eth0",
+     {"iface_id": "eth0", "anti_spoofing": {"ipv4": ["10.0.0.2"]}},
+     400, ["unknown field", "anti_spoofing"]),
     ("PUT", "/vsock", {"guest_cid": "3", "uds_path": "/x"}, 400, ["guest_cid", "integer"]),
     ("PUT", "/logger", {"log_path": "/tmp/x", "level": 3}, 400, ["level"]),
     ("PUT", "/logger", {"log_path": "/tmp/x", "level": "Loud"}, 400, ["level", "Loud"]),

@@ -51,7 +51,8 @@ static const char full_config[] =
 	"  \"network-interfaces\": [\n"
 	"    {\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"06:00:AC:10:00:02\",\n"
 	"     \"rx_rate_limiter\": {\"ops\": {\"size\": 10, \"refill_time\": 1}},\n"
-	"     \"tx_rate_limiter\": null},\n"
+	"     \"tx_rate_limiter\": null,\n"
+	"     \"anti_spoofing\": {\"ipv4\": [\"172.16.0.2\"], \"ipv6\": [\"fd00::2\", \"2001:db8::1\"]}},\n"
 	"    {\"iface_id\": \"eth1\", \"host_dev_name\": \"tap1\"}\n"
 	"  ],\n"
 	"  \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"/tmp/v.sock\", \"vsock_id\": \"vsock0\"},\n"
@@ -251,11 +252,19 @@ static void check_full_devices(const struct vm_config *cfg)
 	assert_true(n->rx_rate_limiter.has_ops);
 	check_bucket(&n->rx_rate_limiter.ops, 10, 0, 1);
 	assert_false(n->has_tx_rate_limiter);
+	assert_true(n->has_anti_spoofing);
+	assert_int_equal(n->anti_spoofing.nr_ipv4, 1);
+	assert_memory_equal(n->anti_spoofing.ipv4[0], ((uint8_t[4]){ 172, 16, 0, 2 }), 4);
+	assert_int_equal(n->anti_spoofing.nr_ipv6, 2);
+	assert_memory_equal(n->anti_spoofing.ipv6[0], ((uint8_t[16]){ 0xfd, [15] = 2 }), 16);
+	assert_memory_equal(n->anti_spoofing.ipv6[1],
+			    ((uint8_t[16]){ 0x20, 0x01, 0x0d, 0xb8, [15] = 1 }), 16);
 	n = &cfg->net[1];
 	assert_string_equal(n->iface_id, "eth1");
 	assert_string_equal(n->host_dev_name, "tap1");
 	assert_false(n->has_guest_mac);
 	assert_false(n->has_rx_rate_limiter);
+	assert_false(n->has_anti_spoofing);
 }
 
 static void test_full(void **state)
@@ -376,6 +385,7 @@ static void test_good_values(void **state)
 		{ "network-interfaces", "host_dev_name", "\"tap-0_x.y123456\"" },
 		{ "network-interfaces", "host_dev_name", "\"...\"" },
 		{ "network-interfaces", "rx_rate_limiter", "null" },
+		{ "network-interfaces", "anti_spoofing", "null" },
 		{ "network-interfaces", "tx_rate_limiter",
 		  "{\"bandwidth\":{\"size\":1,\"refill_time\":1,\"one_time_burst\":null}}" },
 		{ "vsock", "guest_cid", "4294967295" },
@@ -387,6 +397,29 @@ static void test_good_values(void **state)
 	(void)state;
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 		expect_accept(doc_with(cases[i].section, cases[i].key, cases[i].value));
+}
+
+/* What anti_spoofing takes, on an interface with a guest_mac. */
+static void test_anti_spoofing_values(void **state)
+{
+	static const char *const good[] = {
+		"{}",
+		"{\"ipv4\": [], \"ipv6\": []}",
+		"{\"ipv4\": [\"1.2.3.4\",\"1.2.3.5\",\"1.2.3.6\",\"1.2.3.7\",\"1.2.3.8\","
+		"\"1.2.3.9\",\"1.2.3.10\",\"223.255.255.254\"]}",
+		"{\"ipv6\": [\"fe80::1\", \"::ffff:1.2.3.4\", \"2001:db8::ffff\"]}",
+	};
+	char json[1024];
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		snprintf(json, sizeof(json),
+			 "{\"boot-source\":{\"kernel_image_path\":\"/k\"},\"network-interfaces\":"
+			 "[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\","
+			 "\"guest_mac\":\"06:00:ac:10:00:02\",\"anti_spoofing\":%s}]}",
+			 good[i]);
+		expect_accept(json);
+	}
 }
 
 static void test_log_levels(void **state)
@@ -598,6 +631,43 @@ static const struct bad_value {
 	  "{\"bandwidth\":{\"size\":1,\"refill_time\":1,\"x\":1}}",
 	  "network-interfaces[0].tx_rate_limiter.bandwidth: unknown field \"x\"" },
 	{ "network-interfaces", "mtu", "1500", "network-interfaces[0]: unknown field \"mtu\"" },
+	{ "network-interfaces", "anti_spoofing", "{}",
+	  "network-interfaces[0].anti_spoofing: needs guest_mac: the filter lets through only "
+	  "frames from the interface's own MAC" },
+	{ "network-interfaces", "anti_spoofing", "[]",
+	  "network-interfaces[0].anti_spoofing: must be an object, got an array" },
+	{ "network-interfaces", "anti_spoofing", "{\"mac\": true}",
+	  "network-interfaces[0].anti_spoofing: unknown field \"mac\"" },
+	{ "network-interfaces", "anti_spoofing", "{\"ipv4\": \"172.16.0.2\"}",
+	  "network-interfaces[0].anti_spoofing.ipv4: must be an array of IPv4 addresses, got a "
+	  "string" },
+	{ "network-interfaces", "anti_spoofing", "{\"ipv4\": [\"172.16.0.256\"]}",
+	  "network-interfaces[0].anti_spoofing.ipv4[0]: must be an IPv4 address like "
+	  "\"172.16.0.2\", got \"172.16.0.256\"" },
+	{ "network-interfaces", "anti_spoofing", "{\"ipv4\": [\"fd00::2\"]}",
+	  "anti_spoofing.ipv4[0]: must be an IPv4 address" },
+	{ "network-interfaces", "anti_spoofing", "{\"ipv4\": [\"1.2.3.4\", 5]}",
+	  "network-interfaces[0].anti_spoofing.ipv4[1]: must be a string, got a number" },
+	{ "network-interfaces", "anti_spoofing", "{\"ipv4\": [\"0.0.0.0\"]}",
+	  "anti_spoofing.ipv4[0]: \"0.0.0.0\" is the unspecified address, which no guest may "
+	  "send from" },
+	{ "network-interfaces", "anti_spoofing", "{\"ipv4\": [\"224.0.0.1\"]}",
+	  "is a multicast address" },
+	{ "network-interfaces", "anti_spoofing", "{\"ipv4\": [\"255.255.255.255\"]}",
+	  "is a reserved or broadcast address" },
+	{ "network-interfaces", "anti_spoofing", "{\"ipv4\": [\"127.0.0.1\"]}",
+	  "is a loopback address" },
+	{ "network-interfaces", "anti_spoofing",
+	  "{\"ipv4\": [\"1.2.3.4\",\"1.2.3.5\",\"1.2.3.6\",\"1.2.3.7\",\"1.2.3.8\","
+	  "\"1.2.3.9\",\"1.2.3.10\",\"1.2.3.11\",\"1.2.3.12\"]}",
+	  "network-interfaces[0].anti_spoofing.ipv4: at most 8 addresses are supported, got 9" },
+	{ "network-interfaces", "anti_spoofing", "{\"ipv6\": [\"fd00::g\"]}",
+	  "network-interfaces[0].anti_spoofing.ipv6[0]: must be an IPv6 address like \"fd00::2\"" },
+	{ "network-interfaces", "anti_spoofing", "{\"ipv6\": [\"::\"]}",
+	  "is the unspecified address" },
+	{ "network-interfaces", "anti_spoofing", "{\"ipv6\": [\"ff02::1\"]}",
+	  "is a multicast address" },
+	{ "network-interfaces", "anti_spoofing", "{\"ipv6\": [\"::1\"]}", "is the loopback address" },
 	{ "vsock", "guest_cid", "2",
 	  "vsock.guest_cid: must be an integer from 3 to 4294967295, got 2" },
 	{ "vsock", "guest_cid", "4294967296", "vsock.guest_cid: must be an integer from 3" },
@@ -862,8 +932,10 @@ static void test_to_json_full(void **state)
 		"\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\","
 		"\"guest_mac\":\"06:00:ac:10:00:02\",\"rx_rate_limiter\":{\"bandwidth\":null,"
 		"\"ops\":{\"size\":10,\"one_time_burst\":0,\"refill_time\":1}},"
-		"\"tx_rate_limiter\":null},{\"iface_id\":\"eth1\",\"host_dev_name\":\"tap1\","
-		"\"guest_mac\":null,\"rx_rate_limiter\":null,\"tx_rate_limiter\":null}]",
+		"\"tx_rate_limiter\":null,\"anti_spoofing\":{\"ipv4\":[\"172.16.0.2\"],"
+		"\"ipv6\":[\"fd00::2\",\"2001:db8::1\"]}},{\"iface_id\":\"eth1\","
+		"\"host_dev_name\":\"tap1\",\"guest_mac\":null,\"rx_rate_limiter\":null,"
+		"\"tx_rate_limiter\":null,\"anti_spoofing\":null}]",
 		"\"vsock\":{\"guest_cid\":3,\"uds_path\":\"/tmp/v.sock\"}",
 		"\"metrics\":{\"metrics_path\":\"/tmp/metrics.fifo\"}",
 		"\"logger\":{\"log_path\":\"/tmp/fc.log\",\"level\":\"Debug\",\"show_level\":true,"
@@ -1215,6 +1287,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_null_means_absent),
 		cmocka_unit_test(test_good_values),
+		cmocka_unit_test(test_anti_spoofing_values),
 		cmocka_unit_test(test_log_levels),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_boot_args_length),

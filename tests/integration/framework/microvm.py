@@ -157,9 +157,12 @@ class Microvm:
         return drive
 
     def add_net(self, iface_id, host_dev_name, guest_mac=None, rx_rate_limiter=None,
-                tx_rate_limiter=None):
-        """One entry of the config's "network-interfaces" (Firecracker's schema)."""
+                tx_rate_limiter=None, anti_spoofing=None):
+        """One entry of the config's "network-interfaces" (Firecracker's schema, and
+        Ember's anti_spoofing)."""
         iface = {"iface_id": iface_id, "host_dev_name": host_dev_name}
+        if anti_spoofing is not None:
+            iface["anti_spoofing"] = anti_spoofing
         if guest_mac is not None:
             iface["guest_mac"] = guest_mac
         if rx_rate_limiter is not None:
