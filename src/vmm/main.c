@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "api/api.h"
 #include "api/config.h"
@@ -53,6 +54,23 @@ static int load_config(const struct cli_args *args, struct vm_config *cfg)
 	return setup_logging(args, cfg);
 }
 
+/*
+ * A VM's descriptors: vsock alone may hold 1024 connections (two fds each at the peak of a
+ * connect), beyond the soft limit of 1024 that most systems start a process with. The hard
+ * limit is the operator's (or the jailer's --resource-limit); Ember takes what it allows.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		log_warn("raising the open-file limit to %llu: %s",
+			 (unsigned long long)rl.rlim_max, strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	static struct vmm v;
@@ -73,6 +91,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log__init(args.id);
+	raise_nofile();
 	if (load_config(&args, &cfg)) {
 		config__free(&cfg);
 		return fail("configuration failed");

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -345,3 +346,23 @@ def test_stale_socket_file_is_replaced(ember_factory, tmp_path):
     s.close()
     vm.spawn()
     vm.assert_healthy("Not started")
+
+
+def test_open_file_limit_raised_to_the_hard_limit(ember_factory):
+    """A VM may need more descriptors than the usual soft limit of 1024 (vsock alone keeps
+    up to 1024 connections): Ember raises its soft RLIMIT_NOFILE to the hard limit it was
+    given, and no further."""
+    vm = ember_factory()
+    proc = subprocess.Popen(["prlimit", "--nofile=256:4096", *vm.command],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=vm.workdir, start_new_session=True)
+    try:
+        vm.proc = proc
+        vm.wait_for_socket()  # ember itself is running, past its start-up
+        with open(f"/proc/{proc.pid}/limits") as f:
+            limits = next(line for line in f if line.startswith("Max open files"))
+        assert limits.split()[3:5] == ["4096", "4096"], limits
+    finally:
+        proc.kill()
+        proc.wait()
+        vm.proc = None
