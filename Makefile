@@ -77,6 +77,9 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_SUPPORT_LIB) $(EMBER_LIB)
 unit-test: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
+# The jailer (src/jail/jailer.mk: build/ember-jailer) and seccomp (src/jail/seccomp.mk).
+-include src/jail/jailer.mk
+-include src/jail/seccomp.mk
 include tests/guest/guest.mk
 include tests/fuzz/fuzz.mk
 include resources/guest/images.mk
