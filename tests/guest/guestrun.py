@@ -6,6 +6,7 @@ the serial port, which Ember copies to its stdout. `run()` writes a Firecracker-
 config to a temporary directory, runs Ember with a timeout and returns a `Result`.
 """
 
+import ctypes
 import json
 import os
 import subprocess
@@ -119,6 +120,63 @@ class Result:
         assert self.summary() == (len(tests), 0), self.explain()
 
 
+def metrics_lines(path):
+    """The JSON objects Ember flushed to a metrics file, one a line."""
+    return [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
+
+
+def metric_sum(flushed, group, name):
+    """A counter summed over the flushes (each flush holds what happened since the last)."""
+    return sum(m[group][name] for m in flushed)
+
+
+class NetNs:
+    """A network namespace of its own (docs/network.md) with TAP devices in it, for Ember to
+    run in (`run(..., netns=ns.name)`); IPv6 is off in it, so the host's stack sends the
+    guest nothing on its own. Delete it with delete()."""
+
+    CLONE_NEWNET = 0x40000000
+
+    def __init__(self, name):
+        self.name = name
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        try:
+            self.run("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                     "net.ipv6.conf.default.disable_ipv6=1")
+            self.ip("link", "set", "lo", "up")
+        except BaseException:
+            self.delete()
+            raise
+
+    def ip(self, *args):
+        return subprocess.run(["ip", "-n", self.name, *args], check=True, capture_output=True,
+                              text=True).stdout
+
+    def run(self, *cmd):
+        return subprocess.run(["ip", "netns", "exec", self.name, *cmd], check=True,
+                              capture_output=True, text=True).stdout
+
+    def add_tap(self, tap, mtu=1500):
+        """A TAP device, up, without an address."""
+        self.ip("tuntap", "add", "dev", tap, "mode", "tap")
+        self.ip("link", "set", tap, "mtu", str(mtu), "up")
+
+    def socket(self, make):
+        """make() called inside the namespace: a socket made there stays there."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open(f"/run/netns/{self.name}") as ns, open("/proc/self/ns/net") as home:
+            if libc.setns(ns.fileno(), self.CLONE_NEWNET):
+                raise OSError(ctypes.get_errno(), "setns")
+            try:
+                return make()
+            finally:
+                if libc.setns(home.fileno(), self.CLONE_NEWNET):
+                    raise OSError(ctypes.get_errno(), "setns back")
+
+    def delete(self):
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
 def make_config(kernel, boot_args, vcpus, mem_mib, drives=None):
     config = {
         "boot-source": {
@@ -135,12 +193,12 @@ def make_config(kernel, boot_args, vcpus, mem_mib, drives=None):
 
 def run(kernel=None, boot_args="tests=hello", vcpus=1, mem_mib=128, debug_exit=False,
         boot_timer=False, extra_args=(), timeout=TIMEOUT, config=None, check_fast=True,
-        drives=None):
+        drives=None, netns=None):
     """Boots `kernel` (default: guest.elf) under Ember and waits for it to stop.
 
     `drives` is the config's "drives" list (see `drive()`). `config` replaces the generated
-    config entirely. With `check_fast`, a run that takes longer than SLOW seconds fails the
-    calling test."""
+    config entirely. `netns` names a network namespace to run Ember in. With `check_fast`, a
+    run that takes longer than SLOW seconds fails the calling test."""
     if config is None:
         config = make_config(kernel or image("guest.elf"), boot_args, vcpus, mem_mib, drives)
     args = [str(EMBER)]
@@ -153,6 +211,8 @@ def run(kernel=None, boot_args="tests=hello", vcpus=1, mem_mib=128, debug_exit=F
         path = Path(tmp) / "vm.json"
         path.write_text(json.dumps(config))
         args[1:1] = ["--config-file", str(path), "--no-api"]
+        if netns is not None:
+            args[0:0] = ["ip", "netns", "exec", netns]
         start = time.monotonic()
         try:
             p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,

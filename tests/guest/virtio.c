@@ -7,7 +7,7 @@
 #include "virtio.h"
 
 /* How long a wait may take, in TSC cycles: about a second. */
-#define WAIT_TSC_CYCLES 2000000000ULL
+#define WAIT_TSC_CYCLES VIRTIO_WAIT_TSC
 #define CONFIG_GEN_TRIES 4
 #define BYTES_01 0x0101010101010101ULL
 #define BYTES_7F 0x7f7f7f7f7f7f7f7fULL
@@ -21,6 +21,9 @@ struct vq_rings {
 };
 
 static struct vq_rings rings NOINIT __attribute__((aligned(4096)));
+/* The rings of struct virtio_queue i. */
+static struct vq_rings queue_rings[VIRTIO_QUEUES_MAX] NOINIT __attribute__((aligned(4096)));
+static struct vq_desc queue_indirect[VIRTIO_CHAIN_MAX] NOINIT __attribute__((aligned(16)));
 static struct vq_desc indirect_table[VIRTIO_CHAIN_MAX] NOINIT __attribute__((aligned(16)));
 static struct virtio_blk_hdr blk_hdr NOINIT;
 static uint8_t blk_status NOINIT;
@@ -279,6 +282,187 @@ int virtio__request(struct virtio_dev *d, const struct virtio_buf *bufs, unsigne
 	virtio__publish(d, head);
 	virtio__kick(d, false);
 	return wait_used(d, head, done);
+}
+
+/* ---- devices with several queues ---- */
+
+const char *virtio__queue_setup(struct virtio_dev *d, struct virtio_queue *q, uint16_t index)
+{
+	struct vq_rings *r;
+	uint32_t max;
+
+	if (index >= VIRTIO_QUEUES_MAX)
+		return fail("slot %u: queue %u: the driver has no rings for it", d->slot, index);
+	r = &queue_rings[index];
+	memset(r, 0, sizeof(*r));
+	*q = (struct virtio_queue){ .index = index, .desc = r->desc, .avail = &r->avail,
+				    .used = &r->used };
+	/* a polling driver: no interrupts, either way */
+	r->avail.flags = VQ_AVAIL_F_NO_INTERRUPT;
+	r->avail.used_event = 0x8000;
+	virtio__write(d, VIRTIO_MMIO_QUEUE_SEL, index);
+	if (virtio__read(d, VIRTIO_MMIO_QUEUE_READY))
+		return fail("slot %u: queue %u is ready after a reset", d->slot, index);
+	max = virtio__read(d, VIRTIO_MMIO_QUEUE_NUM_MAX);
+	if (max < VQ_SIZE)
+		return fail("slot %u: queue %u: QueueNumMax %u < %u", d->slot, index, max, VQ_SIZE);
+	virtio__set_queue(d, (uintptr_t)q->desc, (uintptr_t)q->avail, (uintptr_t)q->used);
+	if (virtio__read(d, VIRTIO_MMIO_QUEUE_READY) != 1)
+		return fail("slot %u: queue %u: QueueReady reads %u", d->slot, index,
+			    virtio__read(d, VIRTIO_MMIO_QUEUE_READY));
+	return NULL;
+}
+
+const char *virtio__driver_ok(struct virtio_dev *d)
+{
+	const uint32_t ok = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+			    VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+	uint32_t s;
+
+	virtio__write(d, VIRTIO_MMIO_STATUS, ok);
+	s = virtio__read(d, VIRTIO_MMIO_STATUS);
+	if (s != ok)
+		return fail("slot %u: status 0x%x after DRIVER_OK", d->slot, s);
+	return NULL;
+}
+
+void virtio__queue_chain(struct virtio_queue *q, uint16_t head, const struct virtio_buf *bufs,
+			 unsigned int n)
+{
+	fill_chain(q->desc, VQ_SIZE, head, bufs, n);
+}
+
+void virtio__queue_publish(struct virtio_queue *q, uint16_t head)
+{
+	q->avail->ring[q->avail_idx % VQ_SIZE] = head;
+	barrier();
+	q->avail_idx++;
+	*(volatile uint16_t *)&q->avail->idx = q->avail_idx;
+}
+
+/* vring_need_event() (2.7.10): has new_idx passed event since old? */
+static bool need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+/* As Linux's virtqueue_kick_prepare(): only what the device asked for. */
+void virtio__queue_kick(const struct virtio_dev *d, struct virtio_queue *q)
+{
+	uint16_t old = q->kicked_idx;
+	bool kick;
+
+	/* the avail->idx store must be visible before the device's fields are read */
+	__asm__ volatile("mfence" : : : "memory");
+	q->kicked_idx = q->avail_idx;
+	if (virtio__has(d, VIRTIO_F_EVENT_IDX))
+		kick = need_event(*(volatile uint16_t *)&q->used->avail_event, q->avail_idx, old);
+	else
+		kick = !(*(volatile uint16_t *)&q->used->flags & VQ_USED_F_NO_NOTIFY);
+	if (kick)
+		virtio__write(d, VIRTIO_MMIO_QUEUE_NOTIFY, q->index);
+}
+
+bool virtio__queue_take(struct virtio_queue *q, struct vq_used_elem *e)
+{
+	if (*(volatile uint16_t *)&q->used->idx == q->used_idx)
+		return false;
+	barrier(); /* x86 keeps loads in order: the element is read after the index */
+	*e = *(volatile struct vq_used_elem *)&q->used->ring[q->used_idx % VQ_SIZE];
+	q->used_idx++;
+	return true;
+}
+
+int virtio__queue_wait(struct virtio_queue *q, struct vq_used_elem *e, uint64_t cycles)
+{
+	uint64_t start = rdtsc();
+
+	while (!virtio__queue_take(q, e)) {
+		if (rdtsc() - start > cycles)
+			return -1;
+		cpu_relax();
+	}
+	return 0;
+}
+
+static int send_wait(const struct virtio_dev *d, struct virtio_queue *q, uint16_t head,
+		     uint32_t *len)
+{
+	struct vq_used_elem e;
+
+	virtio__queue_publish(q, head);
+	virtio__queue_kick(d, q);
+	if (virtio__queue_wait(q, &e, WAIT_TSC_CYCLES) || e.id != head)
+		return -1;
+	*len = e.len;
+	return 0;
+}
+
+int virtio__queue_send(const struct virtio_dev *d, struct virtio_queue *q,
+		       const struct virtio_buf *bufs, unsigned int n, uint32_t *len)
+{
+	uint16_t head = q->avail_idx % VQ_SIZE;
+
+	if (!n || n > VQ_SIZE)
+		return -1;
+	fill_chain(q->desc, VQ_SIZE, head, bufs, n);
+	return send_wait(d, q, head, len);
+}
+
+int virtio__queue_send_indirect(const struct virtio_dev *d, struct virtio_queue *q,
+				const struct virtio_buf *bufs, unsigned int n, uint32_t *len)
+{
+	uint16_t head = q->avail_idx % VQ_SIZE;
+
+	if (!n || n > VIRTIO_CHAIN_MAX)
+		return -1;
+	fill_chain(queue_indirect, VIRTIO_CHAIN_MAX, 0, bufs, n);
+	q->desc[head] = (struct vq_desc){ (uintptr_t)queue_indirect,
+					  (uint32_t)(n * sizeof(struct vq_desc)),
+					  VQ_DESC_F_INDIRECT, 0 };
+	return send_wait(d, q, head, len);
+}
+
+uint64_t virtio__ram_top(void)
+{
+	uint64_t top = 0;
+
+	for (unsigned int i = 0; i < boot_info.nr_regions; i++) {
+		const struct mem_region *r = &boot_info.regions[i];
+
+		if (r->type == E820_RAM && r->addr + r->size > top)
+			top = r->addr + r->size;
+	}
+	return top;
+}
+
+void virtio__queue_notify(const struct virtio_dev *d, const struct virtio_queue *q)
+{
+	__asm__ volatile("mfence" : : : "memory");
+	virtio__write(d, VIRTIO_MMIO_QUEUE_NOTIFY, q->index);
+}
+
+const char *virtio__expect_needs_reset(const struct virtio_dev *d, const char *what,
+				       const char *name)
+{
+	uint32_t s = virtio__wait_status(d, VIRTIO_STATUS_NEEDS_RESET);
+	uint32_t isr = virtio__read(d, VIRTIO_MMIO_INT_STATUS);
+
+	report("%s %s status=0x%x isr=0x%x", what, name, s, isr);
+	if (!(s & VIRTIO_STATUS_NEEDS_RESET))
+		return fail("%s: no DEVICE_NEEDS_RESET (status 0x%x)", name, s);
+	if (!(isr & VIRTIO_INT_CONFIG))
+		return fail("%s: no config-change interrupt (InterruptStatus 0x%x)", name, isr);
+	return NULL;
+}
+
+void virtio__net_mac(const struct virtio_dev *d, uint8_t mac[ETH_ALEN])
+{
+	uint32_t lo = virtio__config32(d, VIRTIO_NET_CFG_MAC);
+	uint32_t hi = virtio__config32(d, VIRTIO_NET_CFG_MAC + 4);
+
+	memcpy(mac, &lo, 4);
+	memcpy(mac + 4, &hi, 2);
 }
 
 int virtio__blk_request(struct virtio_dev *d, uint32_t type, uint64_t sector,

@@ -2,10 +2,12 @@
 /*
  * A tiny virtio-mmio (version 2) driver for the test guest: discovery in Ember's device
  * window, the initialisation sequence, one split virtqueue, a request helper that polls
- * the used ring, and virtio-blk requests. From the virtio 1.2 spec: 2 (basic facilities,
- * split rings), 4.2 (MMIO), 5.2 (block). docs/test-guest.md describes it.
+ * the used ring, and virtio-blk requests; for devices with several queues (virtio-net,
+ * virtio-vsock), up to VIRTIO_QUEUES_MAX queues driven as Linux drives them (struct
+ * virtio_queue). From the virtio 1.2 spec: 2 (basic facilities, split rings), 4.2 (MMIO),
+ * 5.1 (network), 5.2 (block), 5.10 (socket). docs/test-guest.md describes it.
  *
- * The queue's memory is shared by every device: a test drives one device at a time and
+ * The queues' memory is shared by every device: a test drives one device at a time and
  * resets it (virtio__reset) before it moves on to the next.
  */
 #ifndef EMBER_GUEST_VIRTIO_H
@@ -41,7 +43,9 @@
 #define VIRTIO_MMIO_CONFIG 0x100
 
 #define VIRTIO_MMIO_MAGIC_VALUE 0x74726976 /* "virt" */
+#define VIRTIO_ID_NET 1
 #define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_VSOCK 19
 
 /* Device status (2.1) and InterruptStatus bits (4.2.2). */
 #define VIRTIO_STATUS_ACKNOWLEDGE 0x01
@@ -62,6 +66,17 @@
 #define VIRTIO_BLK_F_RO 5
 #define VIRTIO_BLK_F_BLK_SIZE 6
 #define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_NET_F_CSUM 0
+#define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_MAC 5
+#define VIRTIO_NET_F_GUEST_TSO4 7
+#define VIRTIO_NET_F_GUEST_TSO6 8
+#define VIRTIO_NET_F_GUEST_UFO 10
+#define VIRTIO_NET_F_HOST_TSO4 11
+#define VIRTIO_NET_F_HOST_TSO6 12
+#define VIRTIO_NET_F_HOST_UFO 14
+#define VIRTIO_NET_F_MRG_RXBUF 15
+#define VIRTIO_NET_F_STATUS 16
 
 /* The split virtqueue (2.7). The guest uses queue 0 with VQ_SIZE entries. */
 #define VQ_SIZE 16
@@ -97,6 +112,8 @@ struct vq_used {
 	struct vq_used_elem ring[VQ_SIZE];
 	uint16_t avail_event; /* written by the device with EVENT_IDX */
 };
+
+#define VQ_USED_F_NO_NOTIFY 1
 
 struct virtio_dev {
 	uint64_t base;
@@ -178,6 +195,120 @@ void virtio__publish(struct virtio_dev *d, uint16_t head);
 void virtio__kick(struct virtio_dev *d, bool force);
 /* Waits (bounded) for a Status bit; returns the last value read. */
 uint32_t virtio__wait_status(const struct virtio_dev *d, uint32_t bit);
+
+/* ---- devices with several queues (virtio-net, virtio-vsock) ---- */
+
+/* How long the waits below take at most, in TSC cycles: about a second. */
+#define VIRTIO_WAIT_TSC 2000000000ULL
+#define VIRTIO_QUEUES_MAX 3
+
+/* One queue of VQ_SIZE entries on its own rings (queue i always uses the same memory). */
+struct virtio_queue {
+	uint16_t index;
+	struct vq_desc *desc;
+	struct vq_avail *avail;
+	struct vq_used *used;
+	uint16_t avail_idx;  /* the driver's copy of avail->idx */
+	uint16_t used_idx;   /* used ring entries taken */
+	uint16_t kicked_idx; /* avail_idx when the device was last considered for a kick */
+};
+
+/*
+ * After virtio__init_features: sets queue `index` up on its rings (zeroed) as Linux does:
+ * QueueSel, QueueReady must read 0, QueueNumMax >= VQ_SIZE, QueueNum, addresses, QueueReady.
+ * With EVENT_IDX negotiated, the driver asks for no interrupts (used_event far behind);
+ * without it, VQ_AVAIL_F_NO_INTERRUPT: this driver polls. NULL, or why it failed.
+ */
+const char *virtio__queue_setup(struct virtio_dev *d, struct virtio_queue *q, uint16_t index);
+/* The end of the highest RAM region in the memory map: the first address past guest RAM. */
+uint64_t virtio__ram_top(void);
+/* Notifies queue q, whatever the device asked for. */
+void virtio__queue_notify(const struct virtio_dev *d, const struct virtio_queue *q);
+/*
+ * After a hostile chain: waits (bounded) for DEVICE_NEEDS_RESET, reports
+ * "<what> <name> status=0x.. isr=0x.." and checks that a config-change interrupt came.
+ * NULL, or why not.
+ */
+const char *virtio__expect_needs_reset(const struct virtio_dev *d, const char *what,
+				       const char *name);
+/* Sets DRIVER_OK and checks Status reads back without NEEDS_RESET. NULL, or why not. */
+const char *virtio__driver_ok(struct virtio_dev *d);
+/* Lays bufs out as a chain at descriptors head, head+1, ... (mod VQ_SIZE), unpublished. */
+void virtio__queue_chain(struct virtio_queue *q, uint16_t head, const struct virtio_buf *bufs,
+			 unsigned int n);
+/* Puts head on the avail ring. */
+void virtio__queue_publish(struct virtio_queue *q, uint16_t head);
+/* Notifies the queue if the device asked for it (avail_event, or VQ_USED_F_NO_NOTIFY). */
+void virtio__queue_kick(const struct virtio_dev *d, struct virtio_queue *q);
+/* Takes the next used element if there is one. */
+bool virtio__queue_take(struct virtio_queue *q, struct vq_used_elem *e);
+/* Waits up to `cycles` TSC cycles for the next used element. 0, or -1 on a timeout. */
+int virtio__queue_wait(struct virtio_queue *q, struct vq_used_elem *e, uint64_t cycles);
+/*
+ * Sends bufs as one chain (at head avail_idx % VQ_SIZE: the queue must have no chain in
+ * flight) and waits for the device to use it. 0 with *len the used length, or -1 on a
+ * timeout or when the used element names another chain.
+ */
+int virtio__queue_send(const struct virtio_dev *d, struct virtio_queue *q,
+		       const struct virtio_buf *bufs, unsigned int n, uint32_t *len);
+/* The same through the indirect table (the caller checks INDIRECT_DESC was negotiated). */
+int virtio__queue_send_indirect(const struct virtio_dev *d, struct virtio_queue *q,
+				const struct virtio_buf *bufs, unsigned int n, uint32_t *len);
+
+/* ---- virtio-net (5.1) ---- */
+#define VIRTIO_NET_QUEUE_RX 0
+#define VIRTIO_NET_QUEUE_TX 1
+#define VIRTIO_NET_CFG_MAC 0x00
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_F_DATA_VALID 2
+#define VIRTIO_NET_HDR_GSO_NONE 0
+#define VIRTIO_NET_HDR_GSO_TCPV4 1
+#define ETH_HDR_BYTES 14
+#define ETH_ALEN 6
+
+/* virtio_net_hdr_v1: 12 bytes with VERSION_1, num_buffers included. */
+struct virtio_net_hdr {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+	uint16_t num_buffers;
+};
+
+/* The MAC in the config space (VIRTIO_NET_F_MAC). */
+void virtio__net_mac(const struct virtio_dev *d, uint8_t mac[ETH_ALEN]);
+
+/* ---- virtio-vsock (5.10) ---- */
+#define VIRTIO_VSOCK_QUEUE_RX 0
+#define VIRTIO_VSOCK_QUEUE_TX 1
+#define VIRTIO_VSOCK_QUEUE_EVENT 2
+#define VIRTIO_VSOCK_CFG_CID 0x00
+#define VSOCK_HOST_CID 2
+#define VSOCK_TYPE_STREAM 1
+#define VSOCK_OP_REQUEST 1
+#define VSOCK_OP_RESPONSE 2
+#define VSOCK_OP_RST 3
+#define VSOCK_OP_SHUTDOWN 4
+#define VSOCK_OP_RW 5
+#define VSOCK_OP_CREDIT_UPDATE 6
+#define VSOCK_OP_CREDIT_REQUEST 7
+#define VSOCK_SHUTDOWN_RCV 1
+#define VSOCK_SHUTDOWN_SEND 2
+
+struct virtio_vsock_hdr {
+	uint64_t src_cid;
+	uint64_t dst_cid;
+	uint32_t src_port;
+	uint32_t dst_port;
+	uint32_t len;
+	uint16_t type;
+	uint16_t op;
+	uint32_t flags;
+	uint32_t buf_alloc;
+	uint32_t fwd_cnt;
+} __attribute__((packed));
 
 /* ---- virtio-blk (5.2) ---- */
 #define VIRTIO_BLK_T_IN 0

@@ -138,19 +138,6 @@ static const struct hostile_case cases[] = {
 	{ "indirect-nested", nested_indirect, true },
 };
 
-static uint64_t find_ram_top(void)
-{
-	uint64_t top = 0;
-
-	for (unsigned int i = 0; i < boot_info.nr_regions; i++) {
-		const struct mem_region *r = &boot_info.regions[i];
-
-		if (r->type == E820_RAM && r->addr + r->size > top)
-			top = r->addr + r->size;
-	}
-	return top;
-}
-
 /* The bad part: NULL once Status has NEEDS_RESET (and the interrupt, if it was live). */
 static const char *provoke(struct virtio_dev *d, const struct hostile_case *c)
 {
@@ -210,7 +197,7 @@ const char *test_virtio_hostile(void)
 
 	if (!virtio__find(VIRTIO_ID_BLOCK, &d, 1))
 		return "no virtio-blk device";
-	ram_top = find_ram_top();
+	ram_top = virtio__ram_top();
 	for (unsigned int i = 0; i < ARRAY_SIZE(cases) && !why; i++) {
 		/* d.offered is known from the first case on: the indirect ones come last */
 		if (cases[i].indirect && !(d.offered & VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC))) {
