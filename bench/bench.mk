@@ -18,3 +18,12 @@ $(BUILD)/bench/%_harness: bench/%_harness.c $(TEST_SUPPORT_LIB) $(EMBER_LIB)
 .PHONY: bench-blk
 bench-blk: $(BLK_HARNESS)
 	@$(PYTHON) bench/blk.py
+
+# `make bench-net`: bench/net.py runs net_harness (virtio-net on a TAP in a network
+# namespace of its own, as root) beside a plain read()/write() loop on the same TAP
+# (results in bench/results/net.{md,json}). The vsock half is not written yet.
+NET_HARNESSES := $(BUILD)/bench/net_harness
+
+.PHONY: bench-net
+bench-net: $(NET_HARNESSES)
+	@$(PYTHON) bench/net.py

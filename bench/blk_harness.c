@@ -4,14 +4,14 @@
  * driver, so the figures are the device model's own, not those of an emulated guest CPU.
  *
  * The device is set up as Ember sets it up (src/vmm/vm.c): a KVM VM with an irqchip, guest
- * RAM from memory__map() registered as memslots, virtio_blk__create() on the file, the
- * transport on an MMIO bus, and the device's eventfds on an event loop that runs on its own
- * thread: the VMM thread. No vCPU exists. The main thread is the driver: it does the
- * virtio-mmio v2 init sequence through bus__read()/bus__write() (what a vCPU's MMIO exit
- * does), writes requests into guest memory and kicks by writing the queue's ioeventfd
- * (the eventfd KVM signals when a guest writes QueueNotify). KVM consumes the irqfd, so by
- * default the driver polls used->idx (a polled-mode driver); --wait irq takes the irqfd
- * back from KVM and sleeps on it instead, like a halted vCPU.
+ * RAM from memory__map() registered as memslots (tests/support/fake_vm.c),
+ * virtio_blk__create() on the file, and the device's eventfds on an event loop that runs on
+ * its own thread: the VMM thread. No vCPU exists. The main thread is the driver: it does the
+ * virtio-mmio v2 init sequence through the transport's registers (virtio_mmio__bus_ops, what
+ * a vCPU's MMIO exit reaches; tests/support/fake_virtio.c), writes requests into guest memory and
+ * kicks by writing the queue's ioeventfd (the eventfd KVM signals when a guest writes QueueNotify).
+ * KVM consumes the irqfd, so by default the driver polls used->idx (a polled-mode driver); --wait
+ * irq takes the irqfd back from KVM and sleeps on it instead, like a halted vCPU.
  *
  * Prints one JSON object on stdout with the rates and CPU times of the measured window.
  *
@@ -55,6 +55,7 @@
 #include "vmm/memory.h"
 #include "vmm/vm_config.h"
 
+#include "fake_virtio.h"
 #include "fake_vm.h"
 #include "virtio_mmio_regs.h"
 
@@ -69,9 +70,7 @@
 /* Guest-physical layout: the rings, per-slot headers and indirect tables, then the data. */
 #define QSIZE 256
 #define MEM_BYTES (256ULL << 20)
-#define DESC_GPA 0x10000ULL
-#define AVAIL_GPA 0x11000ULL
-#define USED_GPA 0x12000ULL
+#define DESC_GPA 0x10000ULL  /* the rings, as fake_vring lays them out */
 #define HDR_GPA 0x20000ULL   /* 64 bytes a slot: header (16), status (1) */
 #define TABLE_GPA 0x30000ULL /* 64 bytes a slot: an indirect table of 3 descriptors */
 #define SLOT_STRIDE 64
@@ -142,7 +141,6 @@ struct sample {
 struct harness {
 	struct opts o;
 	struct fake_vm vm;
-	struct bus mmio;
 	struct virtio_blk *blk;
 
 	/* the driver */
@@ -215,12 +213,6 @@ static int setup_device(struct harness *h)
 	if (ret)
 		return ret;
 	h->file_bytes = h->blk->disk_bytes;
-	bus__init(&h->mmio, "mmio");
-	ret = bus__register(&h->mmio, DEV_BASE, LAYOUT_VIRTIO_MMIO_SIZE, &virtio_mmio__bus_ops,
-			    &h->blk->t, "virtio-blk");
-	if (ret)
-		return error__set(ret, "bus__register: %s", strerror(-ret));
-	bus__freeze(&h->mmio);
 	ret = virtio_blk__watch(h->blk, &h->vm.loop);
 	if (ret)
 		return error__set(ret, "event loop: %s", strerror(-ret));
@@ -232,8 +224,6 @@ static void teardown(struct harness *h)
 	fake_vm__stop(&h->vm);
 	if (h->blk)
 		virtio_blk__destroy(h->blk);
-	if (h->mmio.name)
-		bus__destroy(&h->mmio);
 	fake_vm__destroy(&h->vm);
 	if (h->verify_fd >= 0)
 		close(h->verify_fd);
@@ -242,95 +232,21 @@ static void teardown(struct harness *h)
 
 /* ---- the driver: initialisation (virtio 1.2, 3.1.1 and 4.2.3) ---- */
 
-static uint32_t reg_read(struct harness *h, uint64_t off)
+static int init_device(struct harness *h)
 {
-	uint32_t v = 0;
+	struct fake_vring ring; /* only where the rings are: the driver below fills them */
+	uint64_t want = LINUX_FEATURES;
 
-	bus__read(&h->mmio, DEV_BASE + off, (uint8_t *)&v, 4);
-	return v;
-}
-
-static void reg_write(struct harness *h, uint64_t off, uint32_t v)
-{
-	bus__write(&h->mmio, DEV_BASE + off, (const uint8_t *)&v, 4);
-}
-
-static void reg_write64(struct harness *h, uint64_t off, uint64_t v)
-{
-	reg_write(h, off, (uint32_t)v);
-	reg_write(h, off + 4, (uint32_t)(v >> 32));
-}
-
-static int negotiate(struct harness *h)
-{
-	uint64_t offered, want;
-
-	reg_write(h, R_DEV_FEATURES_SEL, 0);
-	offered = reg_read(h, R_DEV_FEATURES);
-	reg_write(h, R_DEV_FEATURES_SEL, 1);
-	offered |= (uint64_t)reg_read(h, R_DEV_FEATURES) << 32;
-	want = LINUX_FEATURES;
 	if (h->o.event_idx)
 		want |= 1ULL << VIRTIO_F_EVENT_IDX;
 	if (h->o.indirect)
 		want |= 1ULL << VIRTIO_F_INDIRECT_DESC;
-	if ((want & offered) != want)
-		return error__set(-ENOTSUP, "the device offers features 0x%llx, we want 0x%llx",
-				  (unsigned long long)offered, (unsigned long long)want);
-	reg_write(h, R_DRV_FEATURES_SEL, 0);
-	reg_write(h, R_DRV_FEATURES, (uint32_t)want);
-	reg_write(h, R_DRV_FEATURES_SEL, 1);
-	reg_write(h, R_DRV_FEATURES, (uint32_t)(want >> 32));
-	h->event_idx = h->o.event_idx;
-	return 0;
-}
-
-static int setup_queue(struct harness *h)
-{
+	fake_vring__init(&ring, &h->vm.mem, DESC_GPA, QSIZE, h->o.event_idx);
 	h->desc = gpa_ptr(h, DESC_GPA, sizeof(struct vdesc) * QSIZE);
-	h->avail = gpa_ptr(h, AVAIL_GPA, sizeof(struct vavail));
-	h->used = gpa_ptr(h, USED_GPA, sizeof(struct vused));
-	if (!h->desc || !h->avail || !h->used)
-		return error__set(-EFAULT, "rings outside guest memory");
-	reg_write(h, R_QUEUE_SEL, 0);
-	if (reg_read(h, R_QUEUE_READY) || reg_read(h, R_QUEUE_NUM_MAX) < QSIZE)
-		return error__set(-EIO, "queue 0: busy, or smaller than %d", QSIZE);
-	reg_write(h, R_QUEUE_NUM, QSIZE);
-	reg_write64(h, R_QUEUE_DESC, DESC_GPA);
-	reg_write64(h, R_QUEUE_DRIVER, AVAIL_GPA);
-	reg_write64(h, R_QUEUE_DEVICE, USED_GPA);
-	reg_write(h, R_QUEUE_READY, 1);
-	if (!reg_read(h, R_QUEUE_READY))
-		return error__set(-EIO, "queue 0 refused");
-	return 0;
-}
-
-static int init_device(struct harness *h)
-{
-	uint32_t status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
-	int ret;
-
-	if (reg_read(h, R_MAGIC) != VIRTIO_MMIO_MAGIC || reg_read(h, R_VERSION) != 2 ||
-	    reg_read(h, R_DEVICE_ID) != VIRTIO_ID_BLOCK)
-		return error__set(-ENODEV, "not a virtio-mmio v2 block device");
-	reg_write(h, R_STATUS, 0);
-	reg_write(h, R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	reg_write(h, R_STATUS, status);
-	ret = negotiate(h);
-	if (ret)
-		return ret;
-	status |= VIRTIO_STATUS_FEATURES_OK;
-	reg_write(h, R_STATUS, status);
-	if (!(reg_read(h, R_STATUS) & VIRTIO_STATUS_FEATURES_OK))
-		return error__set(-EIO, "FEATURES_OK refused");
-	ret = setup_queue(h);
-	if (ret)
-		return ret;
-	status |= VIRTIO_STATUS_DRIVER_OK;
-	reg_write(h, R_STATUS, status);
-	if (reg_read(h, R_STATUS) != status)
-		return error__set(-EIO, "status 0x%x after DRIVER_OK", reg_read(h, R_STATUS));
-	return 0;
+	h->avail = gpa_ptr(h, ring.avail, sizeof(struct vavail));
+	h->used = gpa_ptr(h, ring.used, sizeof(struct vused));
+	h->event_idx = h->o.event_idx;
+	return fake_virtio__start(&h->blk->t, VIRTIO_ID_BLOCK, want, &ring, 1);
 }
 
 /* ---- the driver: requests ---- */
@@ -749,7 +665,7 @@ int main(int argc, char **argv)
 	if (!ret)
 		ret = run_workload(&h, &a, &b);
 	if (!ret) {
-		reg_write(&h, R_STATUS, 0); /* reset: the device drops its queue */
+		fake_virtio__write(&h.blk->t, R_STATUS, 0); /* reset: the device drops its queue */
 		fake_vm__stop(&h.vm);
 		print_result(&h, &a, &b);
 	} else {
