@@ -27,13 +27,16 @@ LIBS := -lcjson -luring -lbpf
 
 # Everything under src/ except the entry point goes into a static library, so unit tests
 # and fuzzers link exactly the code that ships.
-EMBER_SRCS := $(sort $(wildcard src/vmm/*.c src/virtio/*.c src/api/*.c))
+# src/jail/seccomp.c installs the per-thread filters: it is Ember's too (the jailer is not).
+EMBER_SRCS := $(sort $(wildcard src/vmm/*.c src/virtio/*.c src/api/*.c) src/jail/seccomp.c)
 EMBER_MAIN := src/vmm/main.c
 LIB_SRCS := $(filter-out $(EMBER_MAIN),$(EMBER_SRCS))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-# eBPF programs (resources/bpf/) are built with clang -target bpf and linked into the
-# library as blobs; bpf.mk adds them to LIB_OBJS.
+# Data built into the library as objects: eBPF programs (resources/bpf/bpf.mk, built with
+# clang -target bpf) and the compiled seccomp filters (src/jail/seccomp.mk).
+LIB_BLOBS :=
 include resources/bpf/bpf.mk
+include src/jail/seccomp.mk
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(LIB_BLOBS)
 EMBER_LIB := $(BUILD)/libember.a
 
 .PHONY: all deps test test-all unit-test guest-test api-test fuzz fuzz-smoke bench run clean help
@@ -77,9 +80,8 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_SUPPORT_LIB) $(EMBER_LIB)
 unit-test: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
-# The jailer (src/jail/jailer.mk: build/ember-jailer) and seccomp (src/jail/seccomp.mk).
+# The jailer (src/jail/jailer.mk: build/ember-jailer).
 -include src/jail/jailer.mk
--include src/jail/seccomp.mk
 include tests/guest/guest.mk
 include tests/fuzz/fuzz.mk
 include resources/guest/images.mk

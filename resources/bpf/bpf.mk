@@ -11,7 +11,7 @@ BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -Isrc -I/usr/include/$(shel
 BPF_SRCS := $(sort $(wildcard resources/bpf/*.bpf.c))
 BPF_OBJS := $(BPF_SRCS:%.bpf.c=$(BUILD)/%.bpf.o)
 BPF_BLOBS := $(BPF_SRCS:%.bpf.c=$(BUILD)/%.blob.o)
-LIB_OBJS += $(BPF_BLOBS)
+LIB_BLOBS += $(BPF_BLOBS)
 
 $(BUILD)/resources/bpf/%.bpf.o: resources/bpf/%.bpf.c
 	@mkdir -p $(dir $@)

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jail/seccomp.h"
 #include "vmm/log.h"
 
 #define IN_BUF_SIZE 16384     /* one read(); the parser keeps what it needs */
@@ -543,6 +544,13 @@ static void *api_thread(void *arg)
 	struct api_server *s = arg;
 
 	log__set_thread_tag("api");
+	/* before the first request: from here on the clients' bytes are untrusted input */
+	s->thread_ret = seccomp__apply(SECCOMP_THREAD_API);
+	if (s->thread_ret)
+		log_error("API: %s", error__get());
+	sem_post(&s->thread_ready);
+	if (s->thread_ret)
+		return NULL;
 	log_info("API server listening on %s", s->path);
 	while (!s->stopping) {
 		int ret = event_loop__run_once(&s->loop, next_timeout(s));
@@ -698,11 +706,23 @@ int api_server__start(struct api_server *s)
 		return -EINVAL;
 	/* The thread starts with every signal blocked: they are the main thread's business. */
 	sigfillset(&all);
+	if (sem_init(&s->thread_ready, 0, 0))
+		return error__set(-errno, "cannot start the API thread: %s", strerror(errno));
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	ret = -pthread_create(&s->thread, NULL, api_thread, s);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (ret)
+	if (ret) {
+		sem_destroy(&s->thread_ready);
 		return error__set(ret, "cannot start the API thread: %s", strerror(-ret));
+	}
+	while (sem_wait(&s->thread_ready) && errno == EINTR)
+		;
+	sem_destroy(&s->thread_ready);
+	if (s->thread_ret) {
+		pthread_join(s->thread, NULL);
+		return error__set(s->thread_ret, "the API thread's seccomp filter: %s",
+				  strerror(-s->thread_ret));
+	}
 	pthread_setname_np(s->thread, "api");
 	s->started = true;
 	return 0;

@@ -11,6 +11,7 @@
 #define EMBER_API_SERVER_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/un.h>
@@ -83,6 +84,8 @@ struct api_server {
 	bool started;
 	bool initialised;
 	pthread_t thread;
+	sem_t thread_ready; /* posted once the thread's seccomp filter is in place, or not */
+	int thread_ret;	    /* and whether it is */
 	struct api_server_stats stats;
 };
 

@@ -26,6 +26,9 @@ const char cli__usage[] =
 	"  --show-level         put the level in each log line\n"
 	"  --show-log-origin    put the source file and line in each log line\n"
 	"  --id ID              the instance id in log lines (default anonymous-instance)\n"
+	"  --seccomp-filter FILE  per-thread seccomp filters compiled by ember-seccompiler,\n"
+	"                       in place of the built-in ones (docs/seccomp.md)\n"
+	"  --no-seccomp         no seccomp filters (not for untrusted guests)\n"
 	"  --version            print the version and exit\n"
 	"  --help               print this help and exit\n"
 	"\n"
@@ -45,6 +48,8 @@ enum {
 	OPT_ID,
 	OPT_API_SOCK,
 	OPT_MAX_PAYLOAD,
+	OPT_SECCOMP_FILTER,
+	OPT_NO_SECCOMP,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -61,6 +66,8 @@ static const struct option options[] = {
 	{ "id", required_argument, NULL, OPT_ID },
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "http-api-max-payload-size", required_argument, NULL, OPT_MAX_PAYLOAD },
+	{ "seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER },
+	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -142,6 +149,14 @@ static int handle(int opt, const char *arg, struct cli_args *a)
 		return 0;
 	case OPT_MAX_PAYLOAD:
 		return parse_size(arg, &a->max_payload);
+	case OPT_SECCOMP_FILTER:
+		if (!arg[0])
+			return error__set(-EINVAL, "--seccomp-filter: the path is empty");
+		a->seccomp_filter = arg;
+		return 0;
+	case OPT_NO_SECCOMP:
+		a->no_seccomp = true;
+		return 0;
 	case OPT_VERSION:
 		a->action = CLI_VERSION;
 		return 0;
@@ -187,5 +202,7 @@ int cli__parse(int argc, char **argv, struct cli_args *args)
 		return error__set(-EINVAL, "--config-file or --api-sock is required (try --help)");
 	if (args->api_sock && args->no_api)
 		return error__set(-EINVAL, "--api-sock and --no-api contradict each other");
+	if (args->seccomp_filter && args->no_seccomp)
+		return error__set(-EINVAL, "--seccomp-filter and --no-seccomp contradict each other");
 	return 0;
 }

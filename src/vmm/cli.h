@@ -34,6 +34,8 @@ struct cli_args {
 	bool show_level;
 	bool show_log_origin;
 	const char *id;
+	const char *seccomp_filter; /* a compiled filter file, for the built-in filters */
+	bool no_seccomp;
 };
 
 /* 0, or -EINVAL with error__set() naming the bad argument. */

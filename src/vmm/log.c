@@ -73,6 +73,9 @@ static void unblock_stderr(void)
 
 void log__init(const char *instance_id)
 {
+	/* gmtime_r() reads the time zone once, on its first call: here, not on a thread
+	 * under seccomp (the time stamps are UTC, but glibc looks anyway) */
+	tzset();
 	if (instance_id)
 		snprintf(logger.id, sizeof(logger.id), "%s", instance_id);
 	if (logger.fd == STDERR_FILENO)
@@ -159,8 +162,13 @@ static size_t format_prefix(char *buf, size_t len, enum log_level level, const c
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(buf + n, len - n, ".%09ld [%s:%s", ts.tv_nsec, logger.id, thread_tag);
+	/* by hand, not strftime(): that calls tzset() every time, which looks at
+	 * /etc/localtime, a file a seccomp-filtered thread may not open */
+	n = (size_t)snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%09ld [%s:%s",
+			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			     tm.tm_sec, ts.tv_nsec, logger.id, thread_tag);
+	if (n >= len)
+		return len - 1;
 	if (logger.show_level)
 		n += (size_t)snprintf(buf + n, len - n, ":%s", level_names[level]);
 	if (logger.show_origin && n < len)

@@ -4,6 +4,7 @@
  * VMM loop until the guest stops, and exit with a code that says why. Only main() exits.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -11,6 +12,7 @@
 #include "api/api.h"
 #include "api/config.h"
 #include "api/http.h"
+#include "jail/seccomp.h"
 #include "vmm/cli.h"
 #include "vmm/log.h"
 #include "vmm/vmm.h"
@@ -92,6 +94,13 @@ int main(int argc, char **argv)
 	}
 	log__init(args.id);
 	raise_nofile();
+	/*
+	 * One malloc arena for every thread: a thread's own arena would be made (mmap,
+	 * mprotect, /proc/sys/vm/overcommit_memory) after its seccomp filter is in place.
+	 */
+	mallopt(M_ARENA_MAX, 1);
+	if (seccomp__init(args.no_seccomp, args.seccomp_filter))
+		return fail("seccomp");
 	if (load_config(&args, &cfg)) {
 		config__free(&cfg);
 		return fail("configuration failed");

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "jail/seccomp.h"
 #include "vmm/cpuid.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -310,6 +311,12 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/* before the first KVM_RUN: from here on the guest's exits are untrusted input */
+	if (seccomp__apply(SECCOMP_THREAD_VCPU)) {
+		log_error("vcpu%u: %s", vcpu->index, error__get());
+		vm__request_stop(vm, VM_STOP_ERROR, EMBER_EXIT_ERROR);
+		return NULL;
+	}
 	if (vcpu->index == 0)
 		log_debug("first KVM_RUN at %llu us",
 			  (unsigned long long)log__wall_us_since_start());
@@ -333,10 +340,13 @@ static void *vcpu_thread(void *arg)
 int vcpu__start(struct vcpu *vcpu)
 {
 	int ret = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	char name[16];
 
 	if (ret)
 		return error__set(-ret, "vcpu%u: cannot start its thread: %s", vcpu->index,
 				  strerror(ret));
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
+	pthread_setname_np(vcpu->thread, name); /* in ps, top and /proc/<pid>/task/ */
 	vcpu->started = true;
 	return 0;
 }

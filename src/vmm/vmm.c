@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api/config.h"
+#include "jail/seccomp.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 
@@ -322,6 +323,13 @@ int vmm__start_instance(struct vmm *v)
 	ret = watch_vm(v);
 	if (!ret)
 		ret = vm__start(&v->vm);
+	/*
+	 * The VM is built and its vCPU threads run (with their own filters: a thread inherits
+	 * its creator's, so this one's comes after them), before this thread serves any
+	 * device event.
+	 */
+	if (!ret)
+		ret = seccomp__apply(SECCOMP_THREAD_VMM);
 	if (ret) {
 		/* nothing half-made stays: the VM's fds leave the loop as they are closed */
 		if (v->stdin_armed)

@@ -352,7 +352,7 @@ def test_open_file_limit_raised_to_the_hard_limit(ember_factory):
     """A VM may need more descriptors than the usual soft limit of 1024 (vsock alone keeps
     up to 1024 connections): Ember raises its soft RLIMIT_NOFILE to the hard limit it was
     given, and no further."""
-    vm = ember_factory()
+    vm = ember_factory(spawn=False)
     proc = subprocess.Popen(["prlimit", "--nofile=256:4096", *vm.command],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=vm.workdir, start_new_session=True)
