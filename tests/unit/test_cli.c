@@ -169,6 +169,10 @@ static void rejected(void **state)
 	} cases[] = {
 		{ ARGS("--no-api"), "--config-file or --api-sock is required" },
 		{ ARGS("--api-sock", "/tmp/a.sock", "--no-api"), "contradict" },
+		{ ARGS("--api-sock", "a", "--seccomp-filter", "f", "--no-seccomp"),
+		  "--seccomp-filter and --no-seccomp contradict each other" },
+		{ ARGS("--api-sock", "a", "--seccomp-filter", ""), "--seccomp-filter: the path is empty" },
+		{ ARGS("--api-sock", "a", "--seccomp-filter"), "needs an argument" },
 		{ ARGS("--api-sock", ""), "--api-sock: the path is empty" },
 		{ ARGS("--api-sock", "a", "--http-api-max-payload-size", "0"),
 		  "--http-api-max-payload-size" },
