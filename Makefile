@@ -80,9 +80,9 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_SUPPORT_LIB) $(EMBER_LIB)
 unit-test: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
-# The jailer (src/jail/jailer.mk: build/ember-jailer).
--include src/jail/jailer.mk
 include tests/guest/guest.mk
+# The jailer (src/jail/jailer.mk: build/ember-jailer), after guest.mk (its tests boot the guest).
+-include src/jail/jailer.mk
 include tests/fuzz/fuzz.mk
 include resources/guest/images.mk
 include tests/bench-vm/bench-vm.mk
