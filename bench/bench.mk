@@ -21,8 +21,9 @@ bench-blk: $(BLK_HARNESS)
 
 # `make bench-net`: bench/net.py runs net_harness (virtio-net on a TAP in a network
 # namespace of its own, as root) beside a plain read()/write() loop on the same TAP
-# (results in bench/results/net.{md,json}). The vsock half is not written yet.
-NET_HARNESSES := $(BUILD)/bench/net_harness
+# (results in bench/results/net.{md,json}), and vsock_harness (virtio-vsock and its
+# Unix-socket bridge) beside a Unix socket pair between the same two threads.
+NET_HARNESSES := $(BUILD)/bench/net_harness $(BUILD)/bench/vsock_harness
 
 .PHONY: bench-net
 bench-net: $(NET_HARNESSES)

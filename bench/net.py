@@ -92,9 +92,7 @@ alternated runs, not the absolute figures.
   so the effect is not measured yet.
 - **Not measured here:** RX of 64 KiB GSO frames (the AF_PACKET source with
   PACKET_VNET_HDR was refused with ENOBUFS by the TAP's transmit path and there was no time
-  to find why), and the vsock half of the issue (vsock_harness: host->guest and
-  guest->host streams through the Unix-socket bridge and a ping-pong, beside a Unix socket
-  pair) is not written yet; bench/net.py runs it when build/bench/vsock_harness exists.
+  to find why).
 - **Method.** Each run: `ip netns exec` into a namespace of its own with one TAP (IPv6 off so
   that the host sends nothing of its own), 0.3 s of ramp, 2 s measured. TX frames carry
   ethertype 0x88b5 (no protocol takes it) to a MAC that is not the host's, so the host's
@@ -102,7 +100,59 @@ alternated runs, not the absolute figures.
   frames come from an AF_PACKET socket with PACKET_QDISC_BYPASS, at most 256 ahead of the
   consumer, so the TAP's queue never drops; the driver checks every frame's length and
   source MAC. CPU: "device" is the harness process minus its driver and source threads (the
-  VMM thread), "driver" the polled driver (a real guest's vCPU), "source" the RX source."""
+  VMM thread), "driver" the polled driver (a real guest's vCPU), "source" the RX source.
+
+### vsock
+
+Written after two full runs of 2026-12-06 (10:40 and 10:48 UTC, 5 alternated repetitions
+each; load average 2.1-4.8, the "others" column mostly 1.0-1.5 cores: other engineers' VMs
+and builds); the ratios quoted are the range over those runs. The same load moved the net
+ratios of those runs to 0.36-0.91 (the table above), against 0.62-0.71 in the run the net
+notes describe: read them as noisy. The libember.a they link was built from the shared working tree,
+which held other people's uncommitted changes in src/vmm and src/api, none in src/virtio.
+
+- **The harness.** bench/vsock_harness.c: virtio_vsock__create() on a KVM VM without
+  vCPUs, its events on its own VMM thread; the main thread plays a Linux 6.1 guest (rx
+  buffers of a 44-byte header and 4 KiB, packets of at most 4 KiB, buf_alloc 256 KiB, a
+  CREDIT_UPDATE when the free space the host last heard of is under 64 KiB) and sleeps on
+  the device's irqfd; a host thread is the application on the Unix socket (64 KiB
+  writes/reads). Not like Linux: INDIRECT_DESC is not negotiated (the fake ring has no
+  indirect tables; Linux would put its two-buffer packets in one).
+- **The peer.** The same two application threads over a Unix socket pair, 64 KiB per
+  call: the ceiling of the bridge. Ember: h2g 0.28-0.43x, g2h 0.25-0.30x of it; the
+  ping-pong round trip 3.5-3.7x the pair's (median 47-49 us against 13-14 us; p99 1.7-1.8
+  ms against 33-39 us: the VMM thread and the guest each wait for a CPU on this loaded
+  machine, and Ember's path has twice as many hand-offs). Part of
+  the stream gap is the protocol (a Linux guest cuts the stream into 4 KiB packets), part
+  is the device, below.
+- **Inefficiency: one system call per 4 KiB packet, both ways.** vsock.c reads the host
+  socket with one readv() per rx buffer (serve_stream -> read_data: one 4 KiB buffer per
+  call, plus one that returns EAGAIN per drain) and writes each guest RW packet with its own
+  sendmsg() (process_tx -> handle_tx -> forward -> vsock_stream__write), even when the tx
+  ring holds dozens of consecutive RW packets of the same stream. Evidence: (1) the
+  device's CPU per MiB, 480-610 us at 4 KiB packets, fell to 185-200 us when only the
+  packet size changed (`--pkt 65536` for g2h, `--rx-buf 65536` for h2g; two runs each on
+  this machine: g2h 939/1225 MiB/s -> 2494/2580, h2g 735/1435 -> 2485/2414), that is about
+  1.35 us fixed per packet against 0.16 us per KiB; (2) `perf record -g` on g2h:
+  __libc_sendmsg and what it calls 48% of all the process's samples (the reader woken per
+  4 KiB: sock_def_readable 4.8%), Ember's own vsock*.c, queue.c and mmio.c code a few per cent;
+  on h2g, readv() and its copies dominate the same way. A fix to measure (src/ not touched
+  here): in process_tx, gather the consecutive RW packets of one stream popped in a pass
+  into one sendmsg() (iovecs over several chains, up to UIO_MAXIOV) and push their used
+  entries together; in process_rx, readv() into the payloads of several held rx chains at
+  once (bounded by the credit) and cut the bytes into one packet per chain; treat a short
+  read on the stream socket as drained (EPOLLET gives a new edge for later bytes) instead
+  of calling readv() again for its EAGAIN.
+- **Ping-pong.** 4 thread wake-ups per round trip (host -> VMM thread, VMM thread -> guest
+  by the irqfd, guest -> VMM thread by the ioeventfd, VMM thread -> host) against 2 for the
+  pair; that is the architecture, not waste. strace -c per round trip on the VMM thread: 2
+  epoll_wait, 2 readv (one EAGAIN, above), 1 sendmsg, 1 eventfd read, 2 irqfd writes
+  (about one interrupt per packet: the driver, as Linux's, wants rx and tx completions).
+- **Credit.** h2g: one CREDIT_REQUEST from the device per ~256 KiB (3.5-5k a second): the
+  device spends the guest's whole credit before the guest's own update (due at 64 KiB free)
+  arrives, because the driver takes rx buffers in a batch per interrupt. One extra packet
+  each way per 64 data packets: cheap. g2h: the device sent one CREDIT_UPDATE per ~57 guest
+  packets (a check run: 4,655 for 267,306) and no CREDIT_REQUEST came back."""
 
 
 def sh(*argv):
@@ -154,11 +204,20 @@ def run_net(mode, direction, size, extra, runtime):
 
 def run_vsock(mode, test, runtime):
     r = timed([VSOCK_HARNESS, "--test", test, "--mode", mode, "--runtime", str(runtime)])
+    if r["bad_packets"] or r["conns_killed"]:
+        raise RuntimeError(f"vsock_harness: {r['bad_packets']} bad packets, "
+                           f"{r['conns_killed']} connections killed")
     secs = r["seconds"]
-    return {"gbit_s": r.get("gbit_s"), "rtt_us": r.get("rtt_us_median"),
+    mib = r["bytes"] / 1048576
+    pkts = r["device_rx_packets"] + r["device_tx_packets"]
+    return {"mib_s": r.get("mib_s"), "gbit_s": r.get("gbit_s"), "rtt_us": r.get("rtt_us_median"),
             "rtt_us_p99": r.get("rtt_us_p99"),
             "device_cores": r["device_cpu_s"] / secs, "driver_cores": r["driver_cpu_s"] / secs,
-            "host_cores": r["host_cpu_s"] / secs, "others_cores": r["others_cores"]}
+            "host_cores": r["host_cpu_s"] / secs, "others_cores": r["others_cores"],
+            "device_us_per_mib": r["device_cpu_s"] / mib * 1e6 if mib and pkts else None,
+            "device_us_per_packet": r["device_cpu_s"] / pkts * 1e6 if pkts else None,
+            "interrupts_per_packet": r["interrupts"] / pkts if pkts else None,
+            "credit_requests": r["credit_requests_received"] / secs if pkts else None}
 
 
 def alternate(runs, contestants, fn):
@@ -245,31 +304,39 @@ def render(res):
         lines.append("")
     if res["vsock"]:
         lines += ["## virtio-vsock through the Unix-socket bridge", "",
-                  "Peer: a Unix socket pair between the same two threads (the host end and "
-                  "the \"guest application\"), the same traffic. Streams in Gbit/s (above 1: "
-                  "Ember moves more); ping-pong as a round trip in microseconds (below 1: "
-                  "Ember is faster).", "",
-                  "| case | contestant | Gbit/s or RTT | p10 / p90 | p99 RTT | vs socket pair | "
-                  "device cores | driver cores | host cores | others |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "Peer: a Unix socket pair between the same two threads (the host application "
+                  "and the \"guest application\"), the same traffic. \"vs socket pair\" is "
+                  "Ember's median over the peer's: streams by throughput (above 1: Ember moves "
+                  "more), ping-pong by median round trip (above 1: Ember is slower).", "",
+                  "| case | contestant | MiB/s | Gbit/s | RTT median | RTT p99 | p10 / p90 | "
+                  "vs socket pair | device cores | driver cores | host cores | others | "
+                  "device us/packet | device us/MiB | interrupts/packet | credit requests/s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for key, c in res["vsock"].items():
             what = c["what"]
             for who in ("ember", "socketpair"):
                 v = c["results"][who]
-                unit = "us" if what == "rtt_us" else "Gbit/s"
-                fmt = "{:.1f}" if what == "rtt_us" else "{:.2f}"
+                fmt = "{:.1f} us" if what == "rtt_us" else "{:,.0f} MiB/s"
+                spread = v["rtt_us"] if what == "rtt_us" else v["mib_s"]
+                em = who == "ember"
                 lines.append(
-                    f"| {key} | {'Ember' if who == 'ember' else 'socket pair'} | "
-                    f"{fmt.format(v[what]['median'])} {unit} | {fmt.format(v[what]['p10'])} / "
-                    f"{fmt.format(v[what]['p90'])} | {med(v, 'rtt_us_p99', '{:.1f}')} | "
-                    f"{c['ratio']:.2f}{'' if who == 'ember' else ''} |"
-                    f" {med(v, 'device_cores', '{:.2f}')} | {med(v, 'driver_cores', '{:.2f}')} |"
-                    f" {med(v, 'host_cores', '{:.2f}')} | {med(v, 'others_cores', '{:.2f}')} |"
-                    if who == "ember" else
-                    f"| {key} | socket pair | {fmt.format(v[what]['median'])} {unit} | "
-                    f"{fmt.format(v[what]['p10'])} / {fmt.format(v[what]['p90'])} | "
-                    f"{med(v, 'rtt_us_p99', '{:.1f}')} | - | - | {med(v, 'driver_cores', '{:.2f}')}"
-                    f" | {med(v, 'host_cores', '{:.2f}')} | {med(v, 'others_cores', '{:.2f}')} |")
+                    f"| {key} | {'Ember' if em else 'socket pair'} | "
+                    f"{med(v, 'mib_s', '{:,.0f}')} | {med(v, 'gbit_s', '{:.2f}')} | "
+                    f"{med(v, 'rtt_us', '{:.1f}')} | {med(v, 'rtt_us_p99', '{:.1f}')} | "
+                    f"{fmt.format(spread['p10'])} / {fmt.format(spread['p90'])} | "
+                    f"{c['ratio']:.2f} | " if em else
+                    f"| {key} | socket pair | {med(v, 'mib_s', '{:,.0f}')} | "
+                    f"{med(v, 'gbit_s', '{:.2f}')} | {med(v, 'rtt_us', '{:.1f}')} | "
+                    f"{med(v, 'rtt_us_p99', '{:.1f}')} | {fmt.format(spread['p10'])} / "
+                    f"{fmt.format(spread['p90'])} | - | ")
+                lines[-1] += (
+                    f"{med(v, 'device_cores', '{:.2f}') if em else '-'} | "
+                    f"{med(v, 'driver_cores', '{:.2f}')} | {med(v, 'host_cores', '{:.2f}')} | "
+                    f"{med(v, 'others_cores', '{:.2f}')} | "
+                    f"{med(v, 'device_us_per_packet', '{:.2f}') if em else '-'} | "
+                    f"{med(v, 'device_us_per_mib', '{:.0f}') if em else '-'} | "
+                    f"{med(v, 'interrupts_per_packet', '{:.3f}') if em else '-'} | "
+                    f"{med(v, 'credit_requests', '{:,.0f}') if em else '-'} |")
         lines.append("")
     if NOTES:
         lines += [NOTES, ""]
