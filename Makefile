@@ -121,6 +121,7 @@ bench: deps
 	@$(MAKE) --no-print-directory guest-images bench-kernel
 	@$(PYTHON) bench/linux_boot.py
 	@$(MAKE) --no-print-directory bench-blk
+	@$(MAKE) --no-print-directory bench-net
 
 clean:
 	rm -rf $(BUILD)
