@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -255,15 +256,40 @@ void jail_fs__remove(struct jail_fs *fs)
 	fs->host_root_fd = -1;
 }
 
+/* The statvfs() flags a bind remount must repeat so as not to drop them. */
+static unsigned long mount_flags(unsigned long st)
+{
+	static const struct {
+		unsigned long st, ms;
+	} map[] = {
+		{ ST_RDONLY, MS_RDONLY },     { ST_NODEV, MS_NODEV },
+		{ ST_NOEXEC, MS_NOEXEC },     { ST_NOATIME, MS_NOATIME },
+		{ ST_NODIRATIME, MS_NODIRATIME }, { ST_RELATIME, MS_RELATIME },
+	};
+	unsigned long ms = 0;
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		ms |= st & map[i].st ? map[i].ms : 0;
+	return ms;
+}
+
 int jail_fs__enter(struct jail_fs *fs)
 {
+	struct statvfs sv;
+
 	if (unshare(CLONE_NEWNS))
 		return jail_error__set(-errno, "unshare(CLONE_NEWNS)");
 	/* nothing done below may reach the host's mount namespace */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
 		return jail_error__set(-errno, "making / private");
-	if (mount(fs->root, fs->root, NULL, MS_BIND | MS_NOSUID, NULL))
+	if (mount(fs->root, fs->root, NULL, MS_BIND, NULL))
 		return jail_error__set(-errno, "bind-mounting %s", fs->root);
+	/* a bind takes its flags from a remount: nosuid, and the file system's own kept */
+	if (statvfs(fs->root, &sv))
+		return jail_error__set(-errno, "statvfs %s", fs->root);
+	if (mount(NULL, fs->root, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | mount_flags(sv.f_flag),
+		  NULL))
+		return jail_error__set(-errno, "remounting %s nosuid", fs->root);
 	if (chdir(fs->root))
 		return jail_error__set(-errno, "chdir %s", fs->root);
 	/* pivot_root(2): the old root is stacked on "." and detached just after */

@@ -16,6 +16,13 @@
 
 int jail_priv__sanitize(void)
 {
+	/* a closed stdin/stdout/stderr would be taken by the next open(): fill it first */
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF &&
+		    open("/dev/null", O_RDWR) != fd)
+			return jail_error__set(-EBADF, "fd %d is closed and /dev/null cannot take it",
+					       fd);
+	}
 	if (syscall(SYS_close_range, 3U, ~0U, 0U)) {
 		/* before Linux 5.9: close them one by one */
 		for (long fd = 3, max = sysconf(_SC_OPEN_MAX); fd < max; fd++)

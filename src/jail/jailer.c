@@ -205,6 +205,7 @@ static int exec_ember(struct jailer *j)
 {
 	const struct jail_args *a = &j->args;
 	char path[PATH_MAX];
+	char *envp[] = { NULL }; /* the environment was emptied in step 1 */
 	char **argv = calloc((size_t)a->n_exec_args + 4, sizeof(*argv));
 	int n = 0;
 
@@ -217,7 +218,7 @@ static int exec_ember(struct jailer *j)
 	for (int i = 0; i < a->n_exec_args; i++)
 		argv[n++] = a->exec_args[i];
 	argv[n] = NULL;
-	execve(path, argv, environ);
+	execve(path, argv, envp);
 	free(argv);
 	return jail_error__set(-errno, "execve %s in the jail", path);
 }

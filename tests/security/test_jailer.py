@@ -52,6 +52,7 @@ def test_host_root_is_not_visible(jail_factory):
     with open(f"/proc/{j.pid}/mountinfo") as f:
         mounts = f.read().splitlines()
     assert len(mounts) == 1 and mounts[0].split()[4] == "/", mounts
+    assert "nosuid" in mounts[0].split()[5].split(","), mounts  # the mount's own options
     # the device nodes, Ember's
     for dev in ("dev/kvm", "dev/net/tun", "dev/userfaultfd"):
         st = os.stat(j.root / dev)
@@ -224,6 +225,9 @@ BAD_CASES = [
     ("missing exec file", [], "/nonexistent/ember", None,
      r"^ember-jailer: step 3 \(chroot\): --exec-file /nonexistent/ember: "
      r"No such file or directory$"),
+    ("exec file not ELF", [], "/etc/hostname", None,
+     r"^ember-jailer: step 3 \(chroot\): /etc/hostname: not an ELF(64)? file: "
+     r"Exec format error$"),
     ("id with a slash", [], None, "a/b",
      r"^ember-jailer: step 2 \(id\): --id 'a/b': only letters, digits and '-' are allowed: "
      r"Invalid argument$"),
