@@ -217,12 +217,14 @@ MAC_SPOOFED = "06:00:0a:00:00:99"
 #   11 legitimate IPv4, 22 from an address the guest added, 33 from a changed MAC,
 #   44 legitimate again (MAC restored), 55 legitimate IPv6, 66 from an added IPv6 address.
 SPOOF_SCRIPT = (
-    "ip -6 addr add fd00::2/64 dev eth0 nodad; sleep 1; "
+    # busybox ip has no "nodad": duplicate address detection is turned off instead
+    "echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad; "
+    "ip -6 addr add fd00::2/64 dev eth0; sleep 1; "
     "ping -c 2 -W 5 -p 11 HOST && echo legit4-ok; "
     "ping6 -c 2 -W 5 -p 55 fd00::1 && echo legit6-ok; "
     "ip addr add 10.0.0.9/24 dev eth0; "
     "ping -c 2 -W 2 -p 22 -I 10.0.0.9 HOST && echo spoof4-answered; "
-    "ip -6 addr add fd00::9/64 dev eth0 nodad; sleep 1; "
+    "ip -6 addr add fd00::9/64 dev eth0; sleep 1; "
     "ping6 -c 2 -W 2 -p 66 -I fd00::9 fd00::1 && echo spoof6-answered; "
     f"ip link set eth0 address {MAC_SPOOFED}; "
     "ping -c 2 -W 2 -p 33 HOST && echo spoofmac-answered; "
@@ -238,12 +240,12 @@ def test_anti_spoofing(microvm, netns, fenced):
     after changing its MAC, never reaches the host, and is counted by reason in the
     metrics; its configured addresses keep working, before and after. Without it the same
     frames do reach the host: the filter is what stops them."""
-    metrics = microvm.workdir / "metrics.json"
-    metrics.touch()
-    microvm.config["metrics"] = {"metrics_path": str(metrics)}
     host, guest = boot_with_net(
         microvm, netns, SPOOF_SCRIPT,
         anti_spoofing={"ipv4": ["10.0.0.2"], "ipv6": ["fd00::2"]} if fenced else None)
+    metrics = microvm.workdir / "metrics.json"
+    metrics.touch()
+    microvm.config["metrics"] = {"metrics_path": str(metrics)}
     netns.ip("-6", "addr", "add", "fd00::1/64", "dev", "tap0", "nodad")
     watcher = netns.popen("python3", "-c", ECHO_WATCHER, stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, text=True)
