@@ -98,8 +98,8 @@ test: deps
 	@$(MAKE) --no-print-directory test-all
 
 # The fast layers first, then the images, the bench's own tests, and Linux on the bench.
-test-all: all unit-test guest-test api-test fuzz-smoke guest-images-selftest bench-vm-selftest \
-	linux-test
+test-all: all unit-test guest-test api-test security-test fuzz-smoke guest-images-selftest \
+	bench-vm-selftest linux-test
 
 # The API against a live `ember --api-sock`, with the test guest (tests/api/).
 api-test: all $(GUEST_BINS)
@@ -122,6 +122,7 @@ bench: deps
 	@$(PYTHON) bench/linux_boot.py
 	@$(MAKE) --no-print-directory bench-blk
 	@$(MAKE) --no-print-directory bench-net
+	@$(MAKE) --no-print-directory bench-jailer
 
 clean:
 	rm -rf $(BUILD)

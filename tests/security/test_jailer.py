@@ -17,7 +17,7 @@ from conftest import (GID, PARENT_CGROUP, UID, cgroup_mounts, leftovers, new_id,
 
 # Seccomp is the other half of issue 7 (docs/seccomp.md): once Ember installs its filters
 # by default, every thread of a jailed Ember shows "Seccomp: 2". Switch this on then.
-EXPECT_SECCOMP = False
+EXPECT_SECCOMP = True
 
 # Tasks in Ember's thread group that the kernel makes, not Ember (KVM's NX huge page
 # recovery worker): they carry the process's credentials but not necessarily its filters.
