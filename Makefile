@@ -23,7 +23,7 @@ HARDENING := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -D_GNU_SOURCE -pthread $(WARNINGS) $(HARDENING) -Isrc -MMD -MP
 LDFLAGS += -pie -Wl,-z,relro,-z,now -pthread
-LIBS := -lcjson -luring -lbpf
+LIBS := -lcjson -luring -lbpf -llzma
 
 # Everything under src/ except the entry point goes into a static library, so unit tests
 # and fuzzers link exactly the code that ships.

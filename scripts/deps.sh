@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="build-essential pkg-config clang lld llvm libclang-rt-14-dev \
-libcjson-dev libcmocka-dev libseccomp-dev liburing-dev libbpf-dev \
+libcjson-dev libcmocka-dev libseccomp-dev liburing-dev libbpf-dev liblzma-dev \
 python3 python3-pytest qemu-system-x86 qemu-utils busybox-static \
 linux-source-6.1 bc flex bison libelf-dev libssl-dev dwarves cpio xz-utils e2fsprogs \
 hyperfine curl iproute2 fio"

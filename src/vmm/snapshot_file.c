@@ -7,9 +7,9 @@
 #include "vmm/snapshot_file.h"
 
 #include <errno.h>
+#include <lzma.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +29,6 @@
 #define HDR_RESERVED 28
 
 /* CRC-64/XZ: the ECMA-182 polynomial 0x42F0E1EBA9EA3693, reflected. */
-#define CRC64_POLY_REFLECTED 0xC96C5795D7870F42ULL
 
 struct section_info {
 	uint32_t id;
@@ -92,30 +91,11 @@ static const char *describe(uint32_t id, char *buf, size_t size)
 	return buf;
 }
 
-/* ---- CRC-64/XZ, one table, a byte at a time ---- */
-static uint64_t crc64_table[256];
-static pthread_once_t crc64_once = PTHREAD_ONCE_INIT;
-
-static void crc64_init_table(void)
-{
-	for (unsigned int i = 0; i < 256; i++) {
-		uint64_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? (c >> 1) ^ CRC64_POLY_REFLECTED : c >> 1;
-		crc64_table[i] = c;
-	}
-}
+/* ---- CRC-64/XZ: liblzma's (xz-utils), which is fast and well kept ---- */
 
 uint64_t snapshot_file__crc64(uint64_t crc, const void *data, size_t len)
 {
-	const uint8_t *p = data;
-
-	pthread_once(&crc64_once, crc64_init_table);
-	crc = ~crc;
-	for (size_t i = 0; i < len; i++)
-		crc = crc64_table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
-	return ~crc;
+	return lzma_crc64(data, len, crc);
 }
 
 void snapshot_file__host_cpu_model(char *buf, size_t size)

@@ -8,7 +8,6 @@
  * fixes the size and CRC) and a file.
  */
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -141,27 +140,6 @@ static void test_crc64_check_value(void **state)
 	assert_true(snapshot_file__crc64(0, "", 0) == 0);
 	crc = snapshot_file__crc64(0, check, 4);
 	assert_true(snapshot_file__crc64(crc, check + 4, 5) == 0x995DC9BBDF1939FAULL);
-}
-
-/* The same CRC as liblzma's lzma_crc64() (CRC-64/XZ), when liblzma is there to compare. */
-static void test_crc64_matches_liblzma(void **state)
-{
-	uint64_t (*lzma_crc64)(const uint8_t *, size_t, uint64_t);
-	uint8_t buf[4099];
-	void *lib;
-
-	(void)state;
-	lib = dlopen("liblzma.so.5", RTLD_NOW | RTLD_LOCAL);
-	if (!lib)
-		skip();
-	*(void **)&lzma_crc64 = dlsym(lib, "lzma_crc64");
-	assert_non_null(lzma_crc64);
-	srand(8);
-	for (size_t i = 0; i < sizeof(buf); i++)
-		buf[i] = (uint8_t)rand();
-	for (size_t len = 0; len < sizeof(buf); len += 1 + len / 3)
-		assert_true(snapshot_file__crc64(0, buf, len) == lzma_crc64(buf, len, 0));
-	dlclose(lib);
 }
 
 static void test_round_trip(void **state)
@@ -771,7 +749,6 @@ int main(void)
 	const char *seeds = getenv("SNAPSHOT_FILE_SEEDS");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc64_check_value),
-		cmocka_unit_test(test_crc64_matches_liblzma),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_cursor_bounds),
 		cmocka_unit_test(test_unknown_optional_section_is_skipped),
