@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vmm/snapshot.h"
 #include "vmm/vm_config.h"
 
 /* Defaults: 1 vCPU, 128 MiB, no SMT, no dirty tracking, huge pages None, no logger. */
@@ -97,5 +98,11 @@ int config__check_id(const char *what, const char *id);
  */
 char *config__machine_to_json(const struct machine_config *m);
 char *config__to_json(const struct vm_config *cfg);
+/*
+ * The bodies of PUT /snapshot/create and /snapshot/load (Firecracker's fields), checked.
+ * 0, or -EINVAL with error__set() naming the field.
+ */
+int config__parse_snapshot_create(const char *json, size_t len, struct snapshot_create_params *p);
+int config__parse_snapshot_load(const char *json, size_t len, struct snapshot_load_params *p);
 
 #endif

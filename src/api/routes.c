@@ -32,6 +32,8 @@ enum route_id {
 	ROUTE_LOGGER,
 	ROUTE_METRICS,
 	ROUTE_SERIAL,
+	ROUTE_SNAPSHOT_CREATE,
+	ROUTE_SNAPSHOT_LOAD,
 };
 
 #define M_GET (1u << HTTP_METHOD_GET)
@@ -61,12 +63,14 @@ static const struct route routes[] = {
 	{ "/logger", false, M_PUT, "PUT", ROUTE_LOGGER },
 	{ "/metrics", false, M_GET | M_PUT, "GET, PUT", ROUTE_METRICS },
 	{ "/serial", false, M_PUT, "PUT", ROUTE_SERIAL },
+	{ "/snapshot/create", false, M_PUT, "PUT", ROUTE_SNAPSHOT_CREATE },
+	{ "/snapshot/load", false, M_PUT, "PUT", ROUTE_SNAPSHOT_LOAD },
 };
 
 /* Firecracker paths Ember does not serve yet: a 400 that says so, not a 404. */
 static const char *const not_yet[] = {
-	"/balloon",	    "/balloon/statistics", "/entropy",	  "/mmds",	     "/mmds/config",
-	"/snapshot/create", "/snapshot/load",	   "/cpu-config", "/hotplug/memory",
+	"/balloon", "/balloon/statistics", "/entropy",	       "/mmds",
+	"/mmds/config", "/cpu-config",	       "/hotplug/memory",
 };
 
 int routes__init(struct api_routes *r, struct mailbox *mb, const struct vm_config *cfg,
@@ -369,6 +373,41 @@ static int patch_vm(struct api_routes *r, const struct http_request *req,
 	return 0;
 }
 
+/* PUT /snapshot/create and /snapshot/load: the body checked here, the rest on the VMM. */
+static int put_snapshot(struct api_routes *r, const struct http_request *req, bool load,
+			struct http_response *resp)
+{
+	struct vmm_action *a = calloc(1, sizeof(*a));
+	struct vmm_reply reply;
+	int ret;
+
+	if (!a)
+		return http__set_fault(resp, 500, "out of memory"), -1;
+	error__clear();
+	if (!req->body_len)
+		ret = error__set(-EINVAL, "the request body is empty: send a JSON object");
+	else if (load)
+		ret = config__parse_snapshot_load(req->body, req->body_len, &a->load);
+	else
+		ret = config__parse_snapshot_create(req->body, req->body_len, &a->create);
+	if (ret) {
+		http__set_fault(resp, 400, "%s", body_error());
+		free(a);
+		return -1;
+	}
+	a->type = load ? VMM_ACTION_SNAPSHOT_LOAD : VMM_ACTION_SNAPSHOT_CREATE;
+	ret = call_vmm(r, a, &reply, resp);
+	free(a);
+	if (ret)
+		return -1;
+	if (load) { /* the restored VM's configuration is the one GET /vm/config shows now */
+		config__free(&r->cfg);
+		r->cfg = reply.cfg;
+	}
+	resp->status = 204;
+	return 0;
+}
+
 static int dispatch(struct api_routes *r, const struct http_request *req, enum route_id route,
 		    const char *id, struct http_response *resp)
 {
@@ -383,6 +422,9 @@ static int dispatch(struct api_routes *r, const struct http_request *req, enum r
 		return put_action(r, req, resp);
 	case ROUTE_VM:
 		return patch_vm(r, req, resp);
+	case ROUTE_SNAPSHOT_CREATE:
+	case ROUTE_SNAPSHOT_LOAD:
+		return put_snapshot(r, req, route == ROUTE_SNAPSHOT_LOAD, resp);
 	case ROUTE_VM_CONFIG:
 		set_json_text(resp, config__to_json(&r->cfg));
 		return resp->status == 200 ? 0 : -1;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/snapshot.h"
 #include "vmm/vm_config.h"
 
 enum instance_state {
@@ -29,6 +30,8 @@ enum vmm_action_type {
 	VMM_ACTION_PAUSE,	   /* PATCH /vm Paused */
 	VMM_ACTION_RESUME,	   /* PATCH /vm Resumed */
 	VMM_ACTION_GET_METRICS,	   /* GET /metrics: Prometheus text */
+	VMM_ACTION_SNAPSHOT_CREATE, /* PUT /snapshot/create: action.create */
+	VMM_ACTION_SNAPSHOT_LOAD,   /* PUT /snapshot/load: action.load; the reply's cfg */
 };
 
 /* Which resource a SET_CONFIG or PATCH_DEVICE touches; for errors and metrics. */
@@ -55,6 +58,8 @@ struct vmm_action {
 	struct vm_config cfg;
 	char device_id[VM_DEVICE_ID_MAX + 1];
 	unsigned int changed;
+	struct snapshot_create_params create;
+	struct snapshot_load_params load;
 };
 
 #define VMM_REPLY_MSG_MAX 512
@@ -64,7 +69,8 @@ struct vmm_reply {
 	char msg[VMM_REPLY_MSG_MAX]; /* the fault message when status >= 400 */
 	/* every reply */
 	enum instance_state state;
-	/* GET_CONFIG: a deep copy; the API thread frees it */
+	/* GET_CONFIG, and SNAPSHOT_LOAD (the restored VM's): a deep copy; the API thread
+	 * frees it */
 	struct vm_config cfg;
 	/* GET_METRICS: malloc'ed text */
 	char *text;

@@ -95,6 +95,35 @@ int memory__map(struct gmem *gm, uint64_t mem_bytes)
 	return 0;
 }
 
+int memory__map_file(struct gmem *gm, uint64_t mem_bytes, int fd, const uint64_t *offsets)
+{
+	int ret = memory__layout(gm, mem_bytes);
+
+	if (ret)
+		return error__set(ret, "guest memory size %llu bytes is invalid",
+				  (unsigned long long)mem_bytes);
+	for (unsigned int i = 0; i < gm->nr_regions; i++) {
+		struct gmem_region *r = &gm->regions[i];
+		void *p;
+
+		if (offsets[i] % 4096) {
+			memory__unmap(gm);
+			return error__set(-EINVAL, "memory file offset %llu is not page-aligned",
+					  (unsigned long long)offsets[i]);
+		}
+		p = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd,
+			 (off_t)offsets[i]);
+		if (p == MAP_FAILED) {
+			ret = -errno;
+			memory__unmap(gm);
+			return error__set(ret, "cannot map %llu MiB of the memory file: %s",
+					  (unsigned long long)(r->size >> 20), strerror(-ret));
+		}
+		r->host = p;
+	}
+	return 0;
+}
+
 void memory__unmap(struct gmem *gm)
 {
 	for (unsigned int i = 0; i < gm->nr_regions; i++) {

@@ -43,6 +43,11 @@ uint64_t gmem__low_end(const struct gmem *gm);
 int memory__layout(struct gmem *gm, uint64_t mem_bytes);
 /* Lays out and maps anonymous, MAP_NORESERVE memory for each region. 0 or -errno. */
 int memory__map(struct gmem *gm, uint64_t mem_bytes);
+/*
+ * The same layout, each region mapped MAP_PRIVATE from fd at offsets[i] (page-aligned): a
+ * restore's memory file, read lazily and copied on write. 0 or -errno with error__set().
+ */
+int memory__map_file(struct gmem *gm, uint64_t mem_bytes, int fd, const uint64_t *offsets);
 void memory__unmap(struct gmem *gm);
 
 #endif

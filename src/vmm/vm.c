@@ -55,10 +55,11 @@ static int create_irqchip(struct vm *vm)
 	return ret;
 }
 
-static int setup_memory(struct vm *vm)
+static int setup_memory(struct vm *vm, int mem_fd, const uint64_t *offsets)
 {
 	uint64_t bytes = vm->cfg->machine.mem_size_mib << 20;
-	int ret = memory__map(&vm->gmem, bytes);
+	int ret = mem_fd >= 0 ? memory__map_file(&vm->gmem, bytes, mem_fd, offsets)
+			      : memory__map(&vm->gmem, bytes);
 
 	if (ret)
 		return ret;
@@ -389,7 +390,7 @@ static int create_vcpus(struct vm *vm)
 			return ret;
 		vm->nr_started = i + 1;
 	}
-	return vcpu__set_boot_regs(&vm->vcpus[0]);
+	return vm->restoring ? 0 : vcpu__set_boot_regs(&vm->vcpus[0]);
 }
 
 static void vm_init_fields(struct vm *vm, const struct vm_config *cfg,
@@ -423,12 +424,14 @@ int vm__check_config(const struct vm_config *cfg)
 	return 0;
 }
 
-int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_options *opts)
+static int create(struct vm *vm, const struct vm_config *cfg, const struct vm_options *opts,
+		  int mem_fd, const uint64_t *offsets)
 {
 	int ret;
 
 	vm_init_fields(vm, cfg, opts);
-	ret = vm__check_config(cfg);
+	vm->restoring = mem_fd >= 0;
+	ret = vm->restoring ? 0 : vm__check_config(cfg);
 	if (ret)
 		return ret;
 	vm->stop_evt = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -439,14 +442,15 @@ int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_optio
 		ret = create_vm_fd(vm);
 	/* memory before the irqchip: a memslot change once the irqchip exists costs more */
 	if (!ret)
-		ret = setup_memory(vm);
+		ret = setup_memory(vm, mem_fd, offsets);
 	if (!ret)
 		ret = create_irqchip(vm);
 	if (!ret)
 		ret = setup_legacy_devices(vm);
 	if (!ret)
 		ret = setup_devices(vm);
-	if (!ret)
+	/* a restored guest has its kernel in its memory already */
+	if (!ret && !vm->restoring)
 		ret = load_kernel(vm);
 	if (!ret)
 		ret = create_vcpus(vm);
@@ -457,6 +461,17 @@ int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_optio
 	bus__freeze(&vm->pio);
 	bus__freeze(&vm->mmio);
 	return 0;
+}
+
+int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_options *opts)
+{
+	return create(vm, cfg, opts, -1, NULL);
+}
+
+int vm__create_restored(struct vm *vm, const struct vm_config *cfg,
+			const struct vm_options *opts, int mem_fd, const uint64_t *offsets)
+{
+	return create(vm, cfg, opts, mem_fd, offsets);
 }
 
 int vm__start(struct vm *vm)
@@ -531,6 +546,16 @@ void vm__resume(struct vm *vm)
 	vm->pause_requested = false;
 	pthread_cond_broadcast(&vm->run_cond);
 	pthread_mutex_unlock(&vm->run_lock);
+}
+
+void vm__start_paused(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	vm->pause_requested = true;
+	pthread_mutex_unlock(&vm->run_lock);
+	/* the first KVM_RUN returns at once, before a guest instruction, and the thread parks */
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		vm->vcpus[i].run->immediate_exit = 1;
 }
 
 void vm__vcpu_checkpoint(struct vm *vm)

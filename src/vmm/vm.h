@@ -90,6 +90,8 @@ struct vm {
 	pthread_cond_t run_cond;
 	bool pause_requested;
 	uint32_t nr_parked;
+
+	bool restoring; /* made by vm__create_restored(): no kernel, no boot registers */
 };
 
 /* Where virtio-mmio device slot i lives, and its IRQ (layout.h). */
@@ -105,6 +107,13 @@ int vm__check_config(const struct vm_config *cfg);
 /* Opens KVM, creates the VM, memory, devices and vCPUs, and loads the kernel. */
 int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_options *opts);
 /* Starts one thread per vCPU. */
+/*
+ * For a snapshot's restore: the VM of cfg with its memory mapped MAP_PRIVATE from mem_fd
+ * (region i at offsets[i]), devices and vCPUs created but no kernel loaded and no boot
+ * registers set: the caller restores every state before vm__start().
+ */
+int vm__create_restored(struct vm *vm, const struct vm_config *cfg,
+			const struct vm_options *opts, int mem_fd, const uint64_t *offsets);
 int vm__start(struct vm *vm);
 /* Records why the VM stops (first caller wins) and wakes the VMM thread. */
 void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int code);
@@ -113,6 +122,8 @@ void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int code);
  * timeout_ms, the VM then stays pausing); vm__resume() lets them run again.
  */
 int vm__pause(struct vm *vm, int timeout_ms);
+/* Before vm__start(): the vCPU threads park before they run a guest instruction. */
+void vm__start_paused(struct vm *vm);
 void vm__resume(struct vm *vm);
 /* Called by a vCPU thread between runs: parks it while a pause is requested. */
 void vm__vcpu_checkpoint(struct vm *vm);

@@ -15,6 +15,7 @@
 
 #include "api/config.h"
 #include "jail/seccomp.h"
+#include "vmm/snapshot.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 
@@ -346,6 +347,67 @@ int vmm__start_instance(struct vmm *v)
 	v->state = INSTANCE_RUNNING;
 	v->lat.instance_start = log__wall_us_since_start() - t0;
 	return 0;
+}
+
+/* Nothing but the logger, metrics and serial output configured: a snapshot may load. */
+static bool fresh(const struct vm_config *cfg)
+{
+	return !cfg->boot.kernel_image_path && !cfg->nr_drives && !cfg->nr_net && !cfg->has_vsock;
+}
+
+int vmm__load_snapshot(struct vmm *v, const struct snapshot_load_params *p)
+{
+	uint64_t t0 = log__wall_us_since_start();
+	int ret;
+
+	if (v->state != INSTANCE_NOT_STARTED)
+		return error__set(-EBUSY, "a snapshot loads only into a fresh Ember: this one's "
+				  "microVM is already running");
+	if (!fresh(&v->cfg))
+		return error__set(-EINVAL, "a snapshot loads only into a fresh Ember: this one has "
+				  "a boot source, drives, network interfaces or vsock configured");
+	v->opts.boot_timer_origin_us = 0;
+	ret = snapshot__load(&v->vm, &v->cfg, &v->opts, p);
+	if (ret)
+		return ret;
+	v->vm_created = true;
+	setup_tty(v);
+	ret = watch_vm(v);
+	/* the vCPUs park at once when the VM is to stay paused */
+	if (!ret && !p->resume_vm)
+		vm__start_paused(&v->vm);
+	if (!ret)
+		ret = vm__start(&v->vm);
+	if (!ret && !p->resume_vm)
+		ret = vm__pause(&v->vm, VMM_PAUSE_TIMEOUT_MS);
+	if (!ret)
+		ret = seccomp__apply(SECCOMP_THREAD_VMM);
+	if (ret) {
+		if (v->stdin_armed)
+			event_loop__del(&v->loop, &v->stdin_h);
+		v->stdin_armed = false;
+		restore_tty(v);
+		vm__destroy(&v->vm);
+		v->vm_created = false;
+		return ret;
+	}
+	v->state = p->resume_vm ? INSTANCE_RUNNING : INSTANCE_PAUSED;
+	v->lat.load_snapshot = log__wall_us_since_start() - t0;
+	return 0;
+}
+
+int vmm__create_snapshot(struct vmm *v, const struct snapshot_create_params *p)
+{
+	uint64_t t0 = log__wall_us_since_start();
+	int ret;
+
+	if (v->state != INSTANCE_PAUSED)
+		return error__set(-EINVAL, "a snapshot is taken only while the microVM is paused "
+				  "(PATCH /vm {\"state\": \"Paused\"})");
+	ret = snapshot__create(&v->vm, &v->cfg, p);
+	if (!ret)
+		v->lat.full_create_snapshot = log__wall_us_since_start() - t0;
+	return ret;
 }
 
 int vmm__run(struct vmm *v)

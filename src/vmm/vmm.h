@@ -15,6 +15,7 @@
 #include "vmm/event_loop.h"
 #include "vmm/mailbox.h"
 #include "vmm/metrics.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
 #define VMM_METRICS_PERIOD_S 60
@@ -71,6 +72,10 @@ struct vmm {
 int vmm__init(struct vmm *v, struct vm_config *cfg, const struct vm_options *opts, bool api);
 /* InstanceStart: builds and starts the VM from v->cfg. */
 int vmm__start_instance(struct vmm *v);
+/* PUT /snapshot/load: the VM made from a snapshot, in a fresh Ember (snapshot.h). */
+int vmm__load_snapshot(struct vmm *v, const struct snapshot_load_params *p);
+/* PUT /snapshot/create: the paused VM to its files. */
+int vmm__create_snapshot(struct vmm *v, const struct snapshot_create_params *p);
 /* Runs the loop until the VM stops (or, before one runs, until a signal). */
 int vmm__run(struct vmm *v);
 int vmm__exit_code(const struct vmm *v);

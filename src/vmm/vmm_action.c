@@ -184,6 +184,38 @@ static void pause_resume(struct vmm *v, bool pause, struct vmm_reply *r)
 	r->status = 204;
 }
 
+static void snapshot_create(struct vmm *v, const struct vmm_action *a, struct vmm_reply *r)
+{
+	if (v->state == INSTANCE_NOT_STARTED) {
+		reply_error(r, 400, MSG_BEFORE_START);
+		return;
+	}
+	error__clear();
+	if (vmm__create_snapshot(v, &a->create)) {
+		reply_error(r, 400, "snapshot/create: %s", error__get());
+		return;
+	}
+	log_info("snapshot written to %s and %s in %llu us", a->create.snapshot_path,
+		 a->create.mem_file_path, (unsigned long long)v->lat.full_create_snapshot);
+	r->status = 204;
+}
+
+static void snapshot_load(struct vmm *v, const struct vmm_action *a, struct vmm_reply *r)
+{
+	error__clear();
+	if (vmm__load_snapshot(v, &a->load)) {
+		reply_error(r, 400, "snapshot/load: %s", error__get());
+		return;
+	}
+	log_info("snapshot %s loaded in %llu us (%s)", a->load.snapshot_path,
+		 (unsigned long long)v->lat.load_snapshot, a->load.resume_vm ? "running" : "paused");
+	if (config__copy(&r->cfg, &v->cfg)) {
+		reply_error(r, 500, "out of memory");
+		return;
+	}
+	r->status = 204;
+}
+
 static void run_time_action(struct vmm *v, const struct vmm_action *a, struct vmm_reply *r)
 {
 	switch (a->type) {
@@ -235,6 +267,12 @@ void vmm__handle_action(struct vmm *v, struct vmm_action *a, struct vmm_reply *r
 	case VMM_ACTION_PAUSE:
 	case VMM_ACTION_RESUME:
 		pause_resume(v, a->type == VMM_ACTION_PAUSE, r);
+		break;
+	case VMM_ACTION_SNAPSHOT_CREATE:
+		snapshot_create(v, a, r);
+		break;
+	case VMM_ACTION_SNAPSHOT_LOAD:
+		snapshot_load(v, a, r);
 		break;
 	case VMM_ACTION_GET_METRICS:
 		r->text = vmm__metrics_text(v);

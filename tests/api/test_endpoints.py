@@ -346,8 +346,8 @@ ERRORS = [
     ("PUT", "/entropy", {}, 400, ["/entropy", "not supported yet"]),
     ("PUT", "/mmds", {}, 400, ["/mmds", "not supported yet"]),
     ("PUT", "/mmds/config", {}, 400, ["not supported yet"]),
-    ("PUT", "/snapshot/create", {}, 400, ["not supported yet"]),
-    ("PUT", "/snapshot/load", {}, 400, ["not supported yet"]),
+    ("PUT", "/snapshot/create", {}, 400, ["snapshot/create.snapshot_path", "missing"]),
+    ("PUT", "/snapshot/load", {}, 400, ["snapshot/load.snapshot_path", "missing"]),
     ("PUT", "/cpu-config", {}, 400, ["not supported yet"]),
     # unknown paths
     ("GET", "/nosuch", None, 404, ["/nosuch"]),

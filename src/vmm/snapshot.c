@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Snapshots: writing a paused VM to a state file and a memory file, and making it again
+ * from them. See snapshot.h; the state file's format is snapshot_file.h's, its sections
+ * docs/snapshot-format.md's; the KVM side is snapshot_kvm.c, each device saves and
+ * restores its own.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/config.h"
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/vsock.h"
+#include "vmm/log.h"
+#include "vmm/snapshot.h"
+#include "vmm/snapshot_file.h"
+#include "vmm/snapshot_kvm.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define MUST SNAPSHOT_FILE_MUST_UNDERSTAND
+#define PAGE 4096ULL
+
+/*
+ * The devices' save and restore are being written alongside this file: until each exists,
+ * a weak reference makes its absence a clear error instead of a link failure.
+ */
+#pragma weak serial__save
+#pragma weak serial__restore
+#pragma weak i8042__save
+#pragma weak i8042__restore
+#pragma weak virtio_blk__save
+#pragma weak virtio_blk__restore
+#pragma weak virtio_net__save
+#pragma weak virtio_net__restore
+#pragma weak virtio_vsock__save
+#pragma weak virtio_vsock__restore
+int serial__save(const struct serial *s, struct snapshot_file_writer *w);
+int serial__restore(struct serial *s, const struct snapshot_file_reader *r);
+int i8042__save(const struct i8042 *k, struct snapshot_file_writer *w);
+int i8042__restore(struct i8042 *k, const struct snapshot_file_reader *r);
+int virtio_blk__save(struct virtio_blk *b, struct snapshot_file_writer *w);
+int virtio_blk__restore(struct virtio_blk *b, const struct snapshot_file_reader *r);
+int virtio_net__save(struct virtio_net *n, struct snapshot_file_writer *w);
+int virtio_net__restore(struct virtio_net *n, const struct snapshot_file_reader *r);
+int virtio_vsock__save(struct virtio_vsock *v, struct snapshot_file_writer *w);
+int virtio_vsock__restore(struct virtio_vsock *v, const struct snapshot_file_reader *r);
+
+static bool devices_ready(const struct vm *vm)
+{
+	if (!serial__save || !serial__restore || !i8042__save || !i8042__restore)
+		return false;
+	if (vm->nr_blks && (!virtio_blk__save || !virtio_blk__restore))
+		return false;
+	if (vm->nr_nets && (!virtio_net__save || !virtio_net__restore))
+		return false;
+	return !vm->vsock || (virtio_vsock__save && virtio_vsock__restore);
+}
+
+/* ---- the memory file ---- */
+
+static bool zero_page(const uint8_t *p)
+{
+	static const uint8_t zero[PAGE];
+
+	return !memcmp(p, zero, PAGE);
+}
+
+/* Region after region; all-zero pages are left as holes (the file is sparse). */
+static int write_memory(int fd, const struct gmem *gm, const char *path)
+{
+	uint64_t off = 0;
+
+	for (unsigned int i = 0; i < gm->nr_regions; i++) {
+		const struct gmem_region *r = &gm->regions[i];
+
+		for (uint64_t pos = 0; pos < r->size;) {
+			uint64_t n = 0;
+			ssize_t w;
+
+			while (pos + n < r->size && zero_page(r->host + pos + n))
+				n += PAGE;
+			pos += n;
+			n = 0;
+			while (pos + n < r->size && n < (64ULL << 20) && !zero_page(r->host + pos + n))
+				n += PAGE;
+			if (!n)
+				continue;
+			w = pwrite(fd, r->host + pos, n, (off_t)(off + pos));
+			if (w != (ssize_t)n)
+				return error__set(w < 0 ? -errno : -EIO, "memory file %s: %s", path,
+						  w < 0 ? strerror(errno) : "short write");
+			pos += n;
+		}
+		off += r->size;
+	}
+	if (ftruncate(fd, (off_t)off))
+		return error__set(-errno, "memory file %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* Durably: a temporary file beside path, fsync, rename, fsync of the directory. */
+static int save_memory(const struct gmem *gm, const char *path)
+{
+	char tmp[SNAPSHOT_PATH_MAX + 16], dir[SNAPSHOT_PATH_MAX];
+	int fd, dfd, ret;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return error__set(-ENAMETOOLONG, "memory file %s: the path is too long", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return error__set(-errno, "memory file %s: %s", tmp, strerror(errno));
+	ret = write_memory(fd, gm, path);
+	if (!ret && fsync(fd))
+		ret = error__set(-errno, "memory file %s: fsync: %s", tmp, strerror(errno));
+	close(fd);
+	if (!ret && rename(tmp, path))
+		ret = error__set(-errno, "memory file %s: %s", path, strerror(errno));
+	if (ret) {
+		unlink(tmp);
+		return ret;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+/* ---- the state file ---- */
+
+static int save_layout(struct snapshot_file_writer *w, const struct gmem *gm,
+		       enum snapshot_type type)
+{
+	uint64_t off = 0;
+
+	snapshot_file__begin_section(w, SNAPSHOT_SECTION_MEMORY_LAYOUT, MUST);
+	snapshot_file__put_u64(w, PAGE);
+	snapshot_file__put_u8(w, (uint8_t)type);
+	for (unsigned int i = 0; i < gm->nr_regions; i++)
+		off += gm->regions[i].size;
+	snapshot_file__put_u64(w, off);
+	snapshot_file__put_u32(w, gm->nr_regions);
+	off = 0;
+	for (unsigned int i = 0; i < gm->nr_regions; i++) {
+		snapshot_file__put_u64(w, gm->regions[i].gpa);
+		snapshot_file__put_u64(w, gm->regions[i].size);
+		snapshot_file__put_u64(w, off);
+		off += gm->regions[i].size;
+	}
+	return snapshot_file__end_section(w);
+}
+
+static int save_devices(struct vm *vm, struct snapshot_file_writer *w)
+{
+	int ret;
+
+	if (!devices_ready(vm))
+		return error__set(-EOPNOTSUPP, "snapshots of this VM's devices are not supported yet");
+	ret = serial__save(&vm->serial, w);
+
+	if (!ret)
+		ret = i8042__save(&vm->i8042, w);
+	for (unsigned int i = 0; !ret && i < vm->nr_blks; i++)
+		ret = virtio_blk__save(vm->blks[i], w);
+	for (unsigned int i = 0; !ret && i < vm->nr_nets; i++)
+		ret = virtio_net__save(vm->nets[i], w);
+	if (!ret && vm->vsock)
+		ret = virtio_vsock__save(vm->vsock, w);
+	return ret;
+}
+
+static int save_state(struct vm *vm, const struct vm_config *cfg, struct snapshot_file_writer *w)
+{
+	char *json = config__to_json(cfg);
+	int ret;
+
+	if (!json)
+		return error__set(-ENOMEM, "out of memory");
+	snapshot_file__begin_section(w, SNAPSHOT_SECTION_VM_CONFIG, MUST);
+	snapshot_file__put_bytes(w, json, strlen(json));
+	free(json);
+	ret = snapshot_file__end_section(w);
+	if (!ret)
+		ret = save_layout(w, &vm->gmem, SNAPSHOT_TYPE_FULL);
+	if (!ret)
+		ret = snapshot_kvm__save_vm(vm, w);
+	for (uint32_t i = 0; !ret && i < vm->nr_vcpus; i++)
+		ret = snapshot_kvm__save_vcpu(&vm->vcpus[i], &vm->kvm, w);
+	if (!ret)
+		ret = save_devices(vm, w);
+	return ret;
+}
+
+int snapshot__create(struct vm *vm, const struct vm_config *cfg,
+		     const struct snapshot_create_params *p)
+{
+	struct snapshot_file_writer w;
+	char cpu[SNAPSHOT_FILE_STR_MAX + 1];
+	const uint8_t *data;
+	size_t len;
+	int ret;
+
+	if (p->type != SNAPSHOT_TYPE_FULL)
+		return error__set(-EOPNOTSUPP, "snapshot_type Diff: not supported yet (only Full)");
+	snapshot_file__host_cpu_model(cpu, sizeof(cpu));
+	ret = snapshot_file__writer_init(&w, NULL, cpu);
+	if (ret)
+		return ret;
+	ret = save_state(vm, cfg, &w);
+	if (!ret)
+		ret = snapshot_file__finish(&w, &data, &len);
+	/* the memory first: a state file is never there without its memory */
+	if (!ret)
+		ret = save_memory(&vm->gmem, p->mem_file_path);
+	if (!ret)
+		ret = snapshot_file__write(p->snapshot_path, data, len);
+	snapshot_file__writer_free(&w);
+	return ret;
+}
+
+/* ---- loading ---- */
+
+struct layout {
+	uint64_t total;
+	uint32_t nr;
+	uint64_t gpa[GMEM_MAX_REGIONS], size[GMEM_MAX_REGIONS], offset[GMEM_MAX_REGIONS];
+};
+
+static int read_layout(const struct snapshot_file_reader *r, struct layout *l)
+{
+	struct snapshot_file_section s;
+	struct snapshot_file_cursor c;
+	uint64_t page;
+	uint8_t type;
+	int ret = snapshot_file__find(r, SNAPSHOT_SECTION_MEMORY_LAYOUT, &s);
+
+	if (ret)
+		return ret;
+	snapshot_file__cursor(&s, &c);
+	ret = snapshot_file__get_u64(&c, &page);
+	if (!ret)
+		ret = snapshot_file__get_u8(&c, &type);
+	if (!ret)
+		ret = snapshot_file__get_u64(&c, &l->total);
+	if (!ret)
+		ret = snapshot_file__get_u32(&c, &l->nr);
+	if (ret)
+		return ret;
+	if (page != PAGE || type != SNAPSHOT_TYPE_FULL || !l->nr || l->nr > GMEM_MAX_REGIONS)
+		return error__set(-EINVAL, "the snapshot's memory layout is not one this Ember "
+				  "restores (page %llu, type %u, %u regions)",
+				  (unsigned long long)page, type, l->nr);
+	for (uint32_t i = 0; !ret && i < l->nr; i++) {
+		ret = snapshot_file__get_u64(&c, &l->gpa[i]);
+		if (!ret)
+			ret = snapshot_file__get_u64(&c, &l->size[i]);
+		if (!ret)
+			ret = snapshot_file__get_u64(&c, &l->offset[i]);
+	}
+	return ret ? ret : snapshot_file__expect_end(&c);
+}
+
+static int read_config(const struct snapshot_file_reader *r, struct vm_config *cfg)
+{
+	struct snapshot_file_section s;
+	char why[256];
+	int ret = snapshot_file__find(r, SNAPSHOT_SECTION_VM_CONFIG, &s);
+
+	if (ret)
+		return ret;
+	config__init(cfg);
+	ret = config__parse(cfg, (const char *)s.data, s.len);
+	if (ret) {
+		snprintf(why, sizeof(why), "%s", error__get());
+		return error__set(ret, "the snapshot's configuration: %s", why);
+	}
+	return 0;
+}
+
+static int apply_overrides(struct vm_config *cfg, const struct snapshot_load_params *p)
+{
+	for (unsigned int i = 0; i < p->nr_net_overrides; i++) {
+		const struct snapshot_net_override *o = &p->net[i];
+		unsigned int k;
+
+		for (k = 0; k < cfg->nr_net; k++) {
+			if (!strcmp(cfg->net[k].iface_id, o->iface_id))
+				break;
+		}
+		if (k == cfg->nr_net)
+			return error__set(-EINVAL, "network_overrides: the snapshot has no network "
+					  "interface '%s'", o->iface_id);
+		free(cfg->net[k].host_dev_name);
+		cfg->net[k].host_dev_name = strdup(o->host_dev_name);
+		if (!cfg->net[k].host_dev_name)
+			return error__set(-ENOMEM, "out of memory");
+	}
+	if (p->has_vsock_override) {
+		if (!cfg->has_vsock)
+			return error__set(-EINVAL, "vsock_override: the snapshot has no vsock device");
+		free(cfg->vsock.uds_path);
+		cfg->vsock.uds_path = strdup(p->vsock_uds_path);
+		if (!cfg->vsock.uds_path)
+			return error__set(-ENOMEM, "out of memory");
+	}
+	cfg->machine.track_dirty_pages = p->track_dirty_pages;
+	return 0;
+}
+
+/* The memory file, checked against the layout: large enough for every region. */
+static int open_memory(const struct snapshot_load_params *p, const struct layout *l,
+		       const struct vm_config *cfg, int *fd)
+{
+	struct stat st;
+	uint64_t need = 0;
+
+	if (p->backend != SNAPSHOT_BACKEND_FILE)
+		return error__set(-EOPNOTSUPP, "mem_backend Uffd: not supported yet (only File)");
+	if (l->total != cfg->machine.mem_size_mib << 20)
+		return error__set(-EINVAL, "the snapshot's memory is %llu bytes, its machine-config "
+				  "says %llu MiB", (unsigned long long)l->total,
+				  (unsigned long long)cfg->machine.mem_size_mib);
+	for (uint32_t i = 0; i < l->nr; i++) {
+		if (l->offset[i] + l->size[i] > need)
+			need = l->offset[i] + l->size[i];
+	}
+	*fd = open(p->backend_path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return error__set(-errno, "memory file %s: %s", p->backend_path, strerror(errno));
+	if (fstat(*fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != need) {
+		int ret = error__set(-EINVAL, "memory file %s: %llu bytes, the snapshot's memory "
+				     "is %llu", p->backend_path,
+				     (unsigned long long)st.st_size, (unsigned long long)need);
+
+		close(*fd);
+		*fd = -1;
+		return ret;
+	}
+	return 0;
+}
+
+/* The regions Ember lays out for cfg must be the snapshot's. */
+static int check_regions(const struct vm *vm, const struct layout *l)
+{
+	if (vm->gmem.nr_regions != l->nr)
+		return error__set(-EINVAL, "the snapshot's memory has %u regions, this Ember "
+				  "lays out %u", l->nr, vm->gmem.nr_regions);
+	for (uint32_t i = 0; i < l->nr; i++) {
+		if (vm->gmem.regions[i].gpa != l->gpa[i] || vm->gmem.regions[i].size != l->size[i])
+			return error__set(-EINVAL, "the snapshot's memory region %u differs from "
+					  "this Ember's layout", i);
+	}
+	return 0;
+}
+
+static int restore_devices(struct vm *vm, const struct snapshot_file_reader *r)
+{
+	int ret;
+
+	if (!devices_ready(vm))
+		return error__set(-EOPNOTSUPP, "snapshots of this VM's devices are not supported yet");
+	ret = serial__restore(&vm->serial, r);
+
+	if (!ret)
+		ret = i8042__restore(&vm->i8042, r);
+	for (unsigned int i = 0; !ret && i < vm->nr_blks; i++)
+		ret = virtio_blk__restore(vm->blks[i], r);
+	for (unsigned int i = 0; !ret && i < vm->nr_nets; i++)
+		ret = virtio_net__restore(vm->nets[i], r);
+	if (!ret && vm->vsock)
+		ret = virtio_vsock__restore(vm->vsock, r);
+	return ret;
+}
+
+#define SWAP(a, b)                                                                                 \
+	do {                                                                                       \
+		__typeof__(a) t_ = (a);                                                            \
+		(a) = (b);                                                                         \
+		(b) = t_;                                                                          \
+	} while (0)
+
+/*
+ * The snapshot's config, with the running Ember's logger, metrics and serial output in
+ * place of the snapshot's (they belong to this process, not to the guest), and p's
+ * overrides. 0 or -errno; *out is the caller's to free.
+ */
+static int make_config(const struct snapshot_file_reader *r, const struct vm_config *current,
+		       const struct snapshot_load_params *p, struct vm_config *out)
+{
+	struct vm_config cur;
+	int ret = read_config(r, out);
+
+	if (ret)
+		return ret;
+	if (config__copy(&cur, current)) {
+		config__free(out);
+		return error__set(-ENOMEM, "out of memory");
+	}
+	SWAP(out->has_logger, cur.has_logger);
+	SWAP(out->logger, cur.logger);
+	SWAP(out->has_metrics, cur.has_metrics);
+	SWAP(out->metrics, cur.metrics);
+	SWAP(out->serial, cur.serial);
+	config__free(&cur);
+	ret = apply_overrides(out, p);
+	if (ret)
+		config__free(out);
+	return ret;
+}
+
+int snapshot__load(struct vm *vm, struct vm_config *cfg, const struct vm_options *opts,
+		   const struct snapshot_load_params *p)
+{
+	struct snapshot_file_reader r;
+	struct vm_config before = *cfg;
+	struct layout l;
+	int fd = -1, ret;
+
+	ret = snapshot_file__open_path(&r, p->snapshot_path);
+	if (ret)
+		return ret;
+	ret = read_layout(&r, &l);
+	if (!ret)
+		ret = make_config(&r, &before, p, cfg);
+	if (ret) {
+		*cfg = before;
+		goto out;
+	}
+	ret = open_memory(p, &l, cfg, &fd);
+	if (!ret)
+		ret = vm__create_restored(vm, cfg, opts, fd, l.offset);
+	if (fd >= 0)
+		close(fd); /* the mappings keep the file */
+	if (!ret) {
+		ret = check_regions(vm, &l);
+		if (!ret)
+			ret = snapshot_kvm__restore_vm(vm, &r);
+		for (uint32_t i = 0; !ret && i < vm->nr_vcpus; i++)
+			ret = snapshot_kvm__restore_vcpu(&vm->vcpus[i], &vm->kvm, &r);
+		if (!ret)
+			ret = restore_devices(vm, &r);
+		if (ret)
+			vm__destroy(vm);
+	}
+	if (ret) {
+		config__free(cfg);
+		*cfg = before;
+	} else {
+		config__free(&before);
+	}
+out:
+	snapshot_file__close(&r);
+	return ret;
+}
