@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "api/config.h"
+#include "virtio/persist.h"
 #include "vmm/log.h"
+#include "vmm/snapshot_file.h"
 
 #define VIRTIO_BLK_F_SEG_MAX 2
 #define VIRTIO_BLK_F_RO 5
@@ -585,6 +587,113 @@ int virtio_blk__update(struct virtio_blk *b, const struct drive_config *cfg, uns
 		b->m.update_fails++;
 	else
 		b->m.update_count++;
+	virtio_mmio__unlock(&b->t);
+	return ret;
+}
+
+/* ---- snapshots ---- */
+
+#define LABEL_MAX (VM_DEVICE_ID_MAX + 32)
+
+/* What is in flight completes now, its interrupt raised; a parked request stays parked. */
+static void finish_inflight(struct virtio_blk *b)
+{
+	uint16_t before = b->t.queues[0].used_idx;
+
+	drain(b);
+	if (b->t.queues[0].used_idx != before && virtio_mmio__queue_live(&b->t, 0))
+		virtio_mmio__used(&b->t, 0);
+}
+
+int virtio_blk__save(struct virtio_blk *b, struct snapshot_file_writer *w)
+{
+	uint16_t back[1];
+	int ret;
+
+	virtio_mmio__lock(&b->t);
+	finish_inflight(b);
+	back[0] = b->parked ? 1 : 0;
+	virtio_mmio__save(&b->t, b->id, back, w); /* the writer's first error sticks */
+	snapshot_file__begin_section(w, SNAPSHOT_SECTION_VIRTIO_BLK, SNAPSHOT_FILE_MUST_UNDERSTAND);
+	snapshot_file__put_str(w, b->id);
+	snapshot_file__put_u64(w, b->disk_bytes / VIRTIO_BLK_SECTOR);
+	snapshot_file__put_u8(w, b->read_only);
+	snapshot_file__put_u8(w, b->writeback);
+	snapshot_file__put_str(w, b->path);
+	snapshot_file__put_u16(w, back[0]);
+	ret = snapshot_file__end_section(w);
+	if (!ret)
+		ret = rate_limiter__save(&b->rl, b->id, RATE_LIMITER_BLOCK, w);
+	virtio_mmio__unlock(&b->t);
+	if (ret)
+		return error__set_default(ret, "drive %s: cannot save its state", b->id);
+	return 0;
+}
+
+static const char *rw_name(bool read_only)
+{
+	return read_only ? "read-only" : "read-write";
+}
+
+static const char *cache_name(bool writeback)
+{
+	return writeback ? "Writeback" : "Unsafe";
+}
+
+/* The virtio-blk section: the same disk, as this device sees it. */
+static int check_blk_section(struct virtio_blk *b, const char *label,
+			     const struct snapshot_file_reader *r)
+{
+	struct snapshot_file_cursor c;
+	char path[4097];
+	uint64_t sectors;
+	uint8_t ro, wb;
+	uint16_t back;
+	int ret = virtio_persist__find(r, SNAPSHOT_SECTION_VIRTIO_BLK, b->id, -1, label, &c);
+
+	if (!ret)
+		ret = snapshot_file__get_u64(&c, &sectors);
+	if (!ret)
+		ret = snapshot_file__get_u8(&c, &ro);
+	if (!ret)
+		ret = snapshot_file__get_u8(&c, &wb);
+	if (!ret)
+		ret = snapshot_file__get_str(&c, path, sizeof(path));
+	if (!ret)
+		ret = snapshot_file__get_u16(&c, &back);
+	if (!ret)
+		ret = snapshot_file__expect_end(&c);
+	if (ret)
+		return ret;
+	if (sectors != b->disk_bytes / VIRTIO_BLK_SECTOR)
+		return error__set(-EINVAL, "%s: the snapshot's disk had %llu sectors, this one (%s) "
+				  "has %llu", label, (unsigned long long)sectors, b->path,
+				  (unsigned long long)(b->disk_bytes / VIRTIO_BLK_SECTOR));
+	if (ro > 1 || wb > 1 || back > 1)
+		return error__set(-EINVAL, "%s: the snapshot's virtio-blk section has flags Ember "
+				  "does not write", label);
+	if (ro != b->read_only)
+		return error__set(-EINVAL, "%s: the snapshot's drive was %s, this one is %s", label,
+				  rw_name(ro), rw_name(b->read_only));
+	if (wb != b->writeback)
+		return error__set(-EINVAL, "%s: the snapshot's drive had cache_type %s, this one "
+				  "has %s", label, cache_name(wb), cache_name(b->writeback));
+	return 0;
+}
+
+int virtio_blk__restore(struct virtio_blk *b, const struct snapshot_file_reader *r)
+{
+	char label[LABEL_MAX], rl_label[LABEL_MAX + 16];
+	int ret;
+
+	snprintf(label, sizeof(label), "drive %s", b->id);
+	snprintf(rl_label, sizeof(rl_label), "%s: rate_limiter", label);
+	virtio_mmio__lock(&b->t);
+	ret = check_blk_section(b, label, r);
+	if (!ret)
+		ret = rate_limiter__restore(&b->rl, rl_label, b->id, RATE_LIMITER_BLOCK, r);
+	if (!ret)
+		ret = virtio_mmio__restore(&b->t, label, b->id, r);
 	virtio_mmio__unlock(&b->t);
 	return ret;
 }

@@ -24,6 +24,8 @@
 #define VIRTIO_ID_BLOCK 2
 
 struct blk_slot; /* a request and its buffers, pooled */
+struct snapshot_file_writer;
+struct snapshot_file_reader;
 
 struct virtio_blk {
 	struct virtio_mmio t;
@@ -61,6 +63,26 @@ int virtio_blk__watch(struct virtio_blk *b, struct event_loop *loop);
  * a config-change interrupt) and/or new rate limits. changed holds CONFIG_CHANGED_* bits.
  */
 int virtio_blk__update(struct virtio_blk *b, const struct drive_config *cfg, unsigned int changed);
+/*
+ * Snapshots, with the VM paused, on the VMM thread: its virtio-mmio, virtio-blk and
+ * rate-limiter sections (docs/snapshot-format.md).
+ *
+ * save first waits for every request in flight (io_uring) and gives its chain back with
+ * its status, interrupting the driver: the snapshot has no request in flight, and the
+ * guest finds those completions in its memory after the restore. A request parked by the
+ * rate limiter (taken from the ring, not started) is given back instead: the file holds
+ * the queue's next available index before it, and the restored device takes it again. It
+ * stays parked in the running device, which may resume. So every request completes
+ * exactly once, before the snapshot or after the restore.
+ *
+ * restore: on a device just created from the same drive config (before the vCPUs run,
+ * before or after virtio_blk__watch()): the disk's size in sectors, read-only and cache
+ * type must be the snapshot's, and so must the rate limiter's buckets (-EINVAL with a
+ * message otherwise); then the transport, queue and buckets are as they were. 0 or -errno
+ * with error__set().
+ */
+int virtio_blk__save(struct virtio_blk *b, struct snapshot_file_writer *w);
+int virtio_blk__restore(struct virtio_blk *b, const struct snapshot_file_reader *r);
 void virtio_blk__destroy(struct virtio_blk *b);
 
 #endif

@@ -9,7 +9,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "virtio/persist.h"
 #include "vmm/log.h"
+#include "vmm/snapshot_file.h"
 
 #define REG_MAGIC 0x000
 #define REG_VERSION 0x004
@@ -348,6 +350,10 @@ static void on_kick(struct event_handler *h, uint32_t events)
 	(void)r;
 	(void)events;
 	pthread_mutex_lock(&t->lock);
+	if (t->restored_irq) { /* the interrupt the snapshot had not seen acknowledged */
+		t->restored_irq = false;
+		pulse(t, 0);
+	}
 	t->m.queue_notifies++;
 	if (virtio_mmio__queue_live(t, k->queue))
 		t->ops->notify(t->dev, k->queue);
@@ -443,4 +449,271 @@ void virtio_mmio__destroy(struct virtio_mmio *t)
 		close(t->irq_fd);
 	t->irq_fd = -1;
 	pthread_mutex_destroy(&t->lock);
+}
+
+/* ---- snapshots ---- */
+
+#define QUEUE_RECORD 1
+#define QF_EVENT_IDX 1
+#define QF_INDIRECT 2
+#define QF_SIGNALLED_VALID 4
+#define STATUS_KNOWN                                                                               \
+	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK |              \
+	 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)
+
+/* The transport as a section holds it, checked before it replaces the live one. */
+struct mmio_saved {
+	uint32_t type, gsi, status, dev_sel, drv_sel, queue_sel, isr, generation, nr;
+	uint64_t base, dev_features, drv_features;
+	struct virtq q[VIRTIO_MMIO_MAX_QUEUES];
+};
+
+static void put_queue(struct snapshot_file_writer *w, const struct virtq *q, uint16_t back)
+{
+	uint8_t flags = (q->event_idx ? QF_EVENT_IDX : 0) | (q->indirect ? QF_INDIRECT : 0) |
+			(q->signalled_used_valid ? QF_SIGNALLED_VALID : 0);
+
+	snapshot_file__begin_record(w, QUEUE_RECORD, SNAPSHOT_FILE_MUST_UNDERSTAND);
+	snapshot_file__put_u16(w, VIRTQ_MAX_SIZE);
+	snapshot_file__put_u16(w, q->size);
+	snapshot_file__put_u8(w, q->ready);
+	snapshot_file__put_u64(w, q->desc_gpa);
+	snapshot_file__put_u64(w, q->avail_gpa);
+	snapshot_file__put_u64(w, q->used_gpa);
+	snapshot_file__put_u16(w, (uint16_t)(q->last_avail - back));
+	snapshot_file__put_u16(w, q->used_idx);
+	snapshot_file__put_u16(w, q->signalled_used);
+	snapshot_file__put_u8(w, flags);
+	snapshot_file__end_record(w);
+}
+
+int virtio_mmio__save(struct virtio_mmio *t, const char *id, const uint16_t *given_back,
+		      struct snapshot_file_writer *w)
+{
+	snapshot_file__begin_section(w, SNAPSHOT_SECTION_VIRTIO_MMIO, SNAPSHOT_FILE_MUST_UNDERSTAND);
+	snapshot_file__put_str(w, id);
+	snapshot_file__put_u32(w, t->ops->device_id);
+	snapshot_file__put_u64(w, t->base);
+	snapshot_file__put_u32(w, t->gsi);
+	snapshot_file__put_u32(w, t->status);
+	snapshot_file__put_u64(w, offered(t));
+	snapshot_file__put_u64(w, t->driver_features);
+	snapshot_file__put_u32(w, t->dev_features_sel);
+	snapshot_file__put_u32(w, t->drv_features_sel);
+	snapshot_file__put_u32(w, t->queue_sel);
+	snapshot_file__put_u32(w, t->isr);
+	snapshot_file__put_u32(w, t->config_generation);
+	snapshot_file__put_u32(w, t->ops->nr_queues);
+	for (unsigned int i = 0; i < t->ops->nr_queues; i++)
+		put_queue(w, &t->queues[i], given_back ? given_back[i] : 0);
+	return snapshot_file__end_section(w);
+}
+
+static int get_queue(struct snapshot_file_cursor *c, const char *label, unsigned int i,
+		     struct virtq *q)
+{
+	uint16_t max;
+	uint8_t ready, flags = 0;
+	int ret = snapshot_file__get_u16(c, &max);
+
+	if (!ret)
+		ret = snapshot_file__get_u16(c, &q->size);
+	if (!ret)
+		ret = snapshot_file__get_u8(c, &ready);
+	if (!ret)
+		ret = snapshot_file__get_u64(c, &q->desc_gpa);
+	if (!ret)
+		ret = snapshot_file__get_u64(c, &q->avail_gpa);
+	if (!ret)
+		ret = snapshot_file__get_u64(c, &q->used_gpa);
+	if (!ret)
+		ret = snapshot_file__get_u16(c, &q->last_avail);
+	if (!ret)
+		ret = snapshot_file__get_u16(c, &q->used_idx);
+	if (!ret)
+		ret = snapshot_file__get_u16(c, &q->signalled_used);
+	if (!ret)
+		ret = snapshot_file__get_u8(c, &flags);
+	if (!ret)
+		ret = snapshot_file__expect_end(c);
+	if (ret)
+		return ret;
+	if (ready > 1 || (flags & ~(QF_EVENT_IDX | QF_INDIRECT | QF_SIGNALLED_VALID)))
+		return error__set(-EINVAL, "%s: queue %u: the snapshot's ready byte %u or flags "
+				  "0x%x are not ones Ember writes", label, i, ready, flags);
+	q->ready = ready;
+	q->event_idx = flags & QF_EVENT_IDX;
+	q->indirect = flags & QF_INDIRECT;
+	q->signalled_used_valid = flags & QF_SIGNALLED_VALID;
+	return 0;
+}
+
+static int get_queues(struct snapshot_file_cursor *c, const char *label, struct mmio_saved *st)
+{
+	struct snapshot_file_cursor sub;
+	unsigned int n = 0;
+	uint32_t tag;
+	int ret;
+
+	while ((ret = virtio_persist__next_record(c, QUEUE_RECORD, &tag, &sub)) == 1) {
+		if (n == st->nr)
+			return error__set(-EINVAL, "%s: the snapshot has more queue records than "
+					  "its %u queues", label, st->nr);
+		ret = get_queue(&sub, label, n, &st->q[n]);
+		if (ret)
+			return ret;
+		n++;
+	}
+	if (!ret && n != st->nr)
+		return error__set(-EINVAL, "%s: the snapshot has %u queue records for %u queues",
+				  label, n, st->nr);
+	return ret;
+}
+
+static int get_registers(struct snapshot_file_cursor *c, struct mmio_saved *st)
+{
+	int ret = snapshot_file__get_u32(c, &st->type);
+
+	if (!ret)
+		ret = snapshot_file__get_u64(c, &st->base);
+	if (!ret)
+		ret = snapshot_file__get_u32(c, &st->gsi);
+	if (!ret)
+		ret = snapshot_file__get_u32(c, &st->status);
+	if (!ret)
+		ret = snapshot_file__get_u64(c, &st->dev_features);
+	if (!ret)
+		ret = snapshot_file__get_u64(c, &st->drv_features);
+	if (!ret)
+		ret = snapshot_file__get_u32(c, &st->dev_sel);
+	if (!ret)
+		ret = snapshot_file__get_u32(c, &st->drv_sel);
+	if (!ret)
+		ret = snapshot_file__get_u32(c, &st->queue_sel);
+	if (!ret)
+		ret = snapshot_file__get_u32(c, &st->isr);
+	if (!ret)
+		ret = snapshot_file__get_u32(c, &st->generation);
+	if (!ret)
+		ret = snapshot_file__get_u32(c, &st->nr);
+	return ret;
+}
+
+static int check_queue(const struct virtio_mmio *t, const char *label, unsigned int i,
+		       const struct virtq *q)
+{
+	uint16_t n = q->size;
+
+	(void)t;
+	if (n > VIRTQ_MAX_SIZE || (q->ready && (!n || (n & (n - 1)))))
+		return error__set(-EINVAL, "%s: queue %u: the snapshot's size %u is not a power "
+				  "of two from 1 to %u", label, i, n, VIRTQ_MAX_SIZE);
+	if (q->ready && virtq__check(q))
+		return error__set(-EINVAL, "%s: queue %u: the snapshot's rings (descriptors at "
+				  "0x%llx, available at 0x%llx, used at 0x%llx, %u entries) are "
+				  "misaligned or not wholly in guest RAM", label, i,
+				  (unsigned long long)q->desc_gpa, (unsigned long long)q->avail_gpa,
+				  (unsigned long long)q->used_gpa, n);
+	return 0;
+}
+
+static int check_saved(const struct virtio_mmio *t, const char *label, const struct mmio_saved *st)
+{
+	if (st->type != t->ops->device_id)
+		return error__set(-EINVAL, "%s: the snapshot's device has virtio type %u, this one "
+				  "is a %s (type %u)", label, st->type, t->ops->name,
+				  t->ops->device_id);
+	if (st->base != t->base || st->gsi != t->gsi)
+		return error__set(-EINVAL, "%s: the snapshot's device was at 0x%llx with IRQ %u, "
+				  "this one is at 0x%llx with IRQ %u", label,
+				  (unsigned long long)st->base, st->gsi,
+				  (unsigned long long)t->base, t->gsi);
+	if ((st->status & ~(uint32_t)STATUS_KNOWN) ||
+	    ((st->status & VIRTIO_STATUS_DRIVER_OK) && !(st->status & VIRTIO_STATUS_FEATURES_OK)))
+		return error__set(-EINVAL, "%s: the snapshot's device status 0x%x is not one the "
+				  "transport allows", label, st->status);
+	if ((st->status & VIRTIO_STATUS_FEATURES_OK) &&
+	    ((st->drv_features & ~offered(t)) ||
+	     !(st->drv_features & (1ULL << VIRTIO_F_VERSION_1))))
+		return error__set(-EINVAL, "%s: the snapshot's driver took features 0x%llx; this "
+				  "device offers 0x%llx", label,
+				  (unsigned long long)st->drv_features,
+				  (unsigned long long)offered(t));
+	if (st->isr & ~(uint32_t)(VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG))
+		return error__set(-EINVAL, "%s: the snapshot's interrupt status 0x%x has unknown "
+				  "bits", label, st->isr);
+	for (unsigned int i = 0; i < st->nr; i++) {
+		int ret = check_queue(t, label, i, &st->q[i]);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int load_saved(const struct virtio_mmio *t, const char *label, const char *id,
+		      const struct snapshot_file_reader *r, struct mmio_saved *st)
+{
+	struct snapshot_file_cursor c;
+	int ret = virtio_persist__find(r, SNAPSHOT_SECTION_VIRTIO_MMIO, id, -1, label, &c);
+
+	if (!ret)
+		ret = get_registers(&c, st);
+	if (ret)
+		return ret;
+	if (st->nr != t->ops->nr_queues)
+		return error__set(-EINVAL, "%s: the snapshot's device has %u queues, this %s has %u",
+				  label, st->nr, t->ops->name, t->ops->nr_queues);
+	for (unsigned int i = 0; i < st->nr; i++)
+		st->q[i].gm = t->gm;
+	ret = get_queues(&c, label, st);
+	if (!ret)
+		ret = snapshot_file__expect_end(&c);
+	return ret ? ret : check_saved(t, label, st);
+}
+
+/* Once watched: a kick per ready queue (and the interrupt raised again, at the first). */
+static void kick_restored(struct virtio_mmio *t)
+{
+	uint64_t one = 1;
+	ssize_t r;
+
+	t->restored_irq = t->isr != 0;
+	for (uint16_t i = 0; i < t->ops->nr_queues; i++) {
+		if (!t->queues[i].ready && !(i == 0 && t->restored_irq))
+			continue;
+		r = write(t->kicks[i].h.fd, &one, sizeof(one));
+		(void)r;
+	}
+}
+
+int virtio_mmio__restore(struct virtio_mmio *t, const char *label, const char *id,
+			 const struct snapshot_file_reader *r)
+{
+	struct mmio_saved st = { 0 };
+	int ret;
+
+	if (t->status)
+		return error__set(-EBUSY, "%s: cannot restore a device the driver has started",
+				  label);
+	ret = load_saved(t, label, id, r, &st);
+	if (ret)
+		return ret;
+	t->status = st.status;
+	t->driver_features = st.drv_features;
+	t->dev_features_sel = st.dev_sel;
+	t->drv_features_sel = st.drv_sel;
+	t->queue_sel = st.queue_sel;
+	t->isr = st.isr;
+	t->config_generation = st.generation;
+	for (unsigned int i = 0; i < st.nr; i++)
+		t->queues[i] = st.q[i];
+	if ((t->status & VIRTIO_STATUS_DRIVER_OK) && !(t->status & VIRTIO_STATUS_NEEDS_RESET)) {
+		ret = t->ops->activate(t->dev);
+		if (ret)
+			return error__set(ret, "%s: cannot activate the restored %s: %s", label,
+					  t->ops->name, strerror(-ret));
+	}
+	kick_restored(t);
+	return 0;
 }

@@ -41,6 +41,8 @@
 #define VIRTIO_MMIO_INT_CONFIG 2
 
 struct virtio_mmio;
+struct snapshot_file_writer;
+struct snapshot_file_reader;
 
 struct virtio_dev_ops {
 	uint32_t device_id; /* VIRTIO_ID_* */
@@ -85,6 +87,7 @@ struct virtio_mmio {
 	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
 	struct virtio_mmio_kick kicks[VIRTIO_MMIO_MAX_QUEUES];
 	struct virtio_metrics m; /* needs_reset: times the driver broke a rule */
+	bool restored_irq; /* restored with InterruptStatus set: raise it again at a kick */
 };
 
 extern const struct bus_dev_ops virtio_mmio__bus_ops;
@@ -116,6 +119,29 @@ void virtio_mmio__config_changed(struct virtio_mmio *t);
 void virtio_mmio__needs_reset(struct virtio_mmio *t, const char *why);
 /* Queue q is live (DRIVER_OK, ready, not broken). */
 bool virtio_mmio__queue_live(const struct virtio_mmio *t, uint16_t q);
+/*
+ * Snapshots (docs/snapshot-format.md, the virtio-mmio section), with t->lock held.
+ *
+ * save: the registers and every queue, under the device's id; given_back[q] (NULL: none)
+ * chains the device took from queue q and has not used, the most recent ones: the file
+ * holds q's next available index moved back by that many, so that the restored device
+ * takes them again. The device itself is not changed.
+ *
+ * restore: on a device just created (status 0; else -EBUSY), the section saved under id.
+ * Everything is checked before anything changes, as the driver's register writes are: the
+ * device type, MMIO base and IRQ, the status bits, the features (what the driver took must
+ * be offered), the queue count, and each ready queue's size (a power of two up to
+ * VIRTQ_MAX_SIZE) and rings (aligned, wholly in guest RAM); -EINVAL with a message that
+ * names label ("drive rootfs") otherwise. Then the registers and queues are set as they
+ * were, and a device the driver had started (DRIVER_OK) is activated again through its
+ * ops, its queues kept. Once the loop watches the device, each ready queue gets a kick
+ * (what the driver made available meanwhile is looked at), and an interrupt the driver had
+ * not acknowledged is raised again. 0 or -errno with error__set().
+ */
+int virtio_mmio__save(struct virtio_mmio *t, const char *id, const uint16_t *given_back,
+		      struct snapshot_file_writer *w);
+int virtio_mmio__restore(struct virtio_mmio *t, const char *label, const char *id,
+			 const struct snapshot_file_reader *r);
 /* For device events outside the transport's own (completions, timers). */
 void virtio_mmio__lock(struct virtio_mmio *t);
 void virtio_mmio__unlock(struct virtio_mmio *t);

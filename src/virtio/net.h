@@ -185,6 +185,28 @@ int virtio_net__watch(struct virtio_net *n, struct event_loop *loop);
  * error__set(), and then nothing changed.
  */
 int virtio_net__update(struct virtio_net *n, const struct net_config *cfg, unsigned int changed);
+struct snapshot_file_writer;
+struct snapshot_file_reader;
+
+/*
+ * Snapshots, with the VM paused, on the VMM thread (net_persist.c): its virtio-mmio,
+ * virtio-net and two rate-limiter sections (docs/snapshot-format.md).
+ *
+ * save changes nothing in the running device. The RX chains it holds (taken from the
+ * ring, not used) are given back in the file: the RX queue's next available index is saved
+ * moved back by their number, so the restored device takes them again. A received frame
+ * held back (waiting for tokens or buffers) is not saved: the restored guest never gets
+ * it, as if the network had lost it. A TX frame in hand (waiting for tokens or for room in
+ * the TAP) is given back the same way, and the restored device sends it.
+ *
+ * restore: on a device just created from the same interface config (its TAP the override's,
+ * if any; before the vCPUs run, before or after virtio_net__watch()): the guest MAC must be
+ * the snapshot's, and so must the rate limiters' buckets (-EINVAL with a message
+ * otherwise); then the transport and queues are as they were and a started device sets
+ * its TAP's offloads again. 0 or -errno with error__set().
+ */
+int virtio_net__save(struct virtio_net *n, struct snapshot_file_writer *w);
+int virtio_net__restore(struct virtio_net *n, const struct snapshot_file_reader *r);
 /* Brings the counters kept outside the device (the anti-spoofing filter's) into n->m. */
 void virtio_net__sync_metrics(struct virtio_net *n);
 void virtio_net__destroy(struct virtio_net *n);

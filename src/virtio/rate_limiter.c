@@ -37,8 +37,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "virtio/persist.h"
 #include "virtio/rate_limiter.h"
 #include "vmm/log.h"
+#include "vmm/snapshot_file.h"
 
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
@@ -339,4 +341,107 @@ uint64_t rate_limiter__now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- snapshots ---- */
+
+static void put_bucket(struct snapshot_file_writer *w, const struct token_bucket *b)
+{
+	snapshot_file__put_u8(w, b->enabled);
+	snapshot_file__put_u64(w, b->size);
+	snapshot_file__put_u64(w, b->refill_ns / NS_PER_MS);
+	snapshot_file__put_u64(w, b->budget);
+	snapshot_file__put_u64(w, b->one_time_burst);
+}
+
+int rate_limiter__save(const struct rate_limiter *rl, const char *owner,
+		       enum rate_limiter_which which, struct snapshot_file_writer *w)
+{
+	snapshot_file__begin_section(w, SNAPSHOT_SECTION_RATE_LIMITER,
+				     SNAPSHOT_FILE_MUST_UNDERSTAND);
+	snapshot_file__put_str(w, owner);
+	snapshot_file__put_u8(w, (uint8_t)which);
+	put_bucket(w, &rl->bytes);
+	put_bucket(w, &rl->ops);
+	return snapshot_file__end_section(w);
+}
+
+struct saved_bucket {
+	uint8_t enabled;
+	uint64_t size, refill_ms, budget, burst;
+};
+
+static int get_bucket(struct snapshot_file_cursor *c, struct saved_bucket *s)
+{
+	int ret = snapshot_file__get_u8(c, &s->enabled);
+
+	if (!ret)
+		ret = snapshot_file__get_u64(c, &s->size);
+	if (!ret)
+		ret = snapshot_file__get_u64(c, &s->refill_ms);
+	if (!ret)
+		ret = snapshot_file__get_u64(c, &s->budget);
+	if (!ret)
+		ret = snapshot_file__get_u64(c, &s->burst);
+	return ret;
+}
+
+/* The saved bucket is this one's, and what it holds fits in it. */
+static int check_saved_bucket(const struct token_bucket *b, const struct saved_bucket *s,
+			      const char *label, const char *name)
+{
+	if (s->enabled > 1 || s->enabled != b->enabled ||
+	    (b->enabled && (s->size != b->size || s->refill_ms != b->refill_ns / NS_PER_MS)))
+		return error__set(-EINVAL,
+				  "%s: the snapshot's %s bucket (%s, %llu tokens per %llu ms) is "
+				  "not this one's (%s, %llu tokens per %llu ms)",
+				  label, name, s->enabled ? "on" : "off",
+				  (unsigned long long)s->size, (unsigned long long)s->refill_ms,
+				  b->enabled ? "on" : "off", (unsigned long long)b->size,
+				  (unsigned long long)(b->refill_ns / NS_PER_MS));
+	if (b->enabled && (s->budget > b->size || s->burst > b->one_time_burst))
+		return error__set(-EINVAL,
+				  "%s: the snapshot's %s bucket holds %llu tokens and %llu of "
+				  "one-time burst, more than its size %llu or burst %llu",
+				  label, name, (unsigned long long)s->budget,
+				  (unsigned long long)s->burst, (unsigned long long)b->size,
+				  (unsigned long long)b->one_time_burst);
+	return 0;
+}
+
+static void set_saved_bucket(struct token_bucket *b, const struct saved_bucket *s,
+			     uint64_t now_ns)
+{
+	if (!b->enabled)
+		return;
+	b->budget = s->budget;
+	b->one_time_burst = s->burst;
+	b->last_ns = now_ns;
+	b->ns_carry = 0;
+}
+
+int rate_limiter__restore(struct rate_limiter *rl, const char *label, const char *owner,
+			  enum rate_limiter_which which, const struct snapshot_file_reader *r)
+{
+	struct snapshot_file_cursor c;
+	struct saved_bucket bytes, ops;
+	uint64_t now = rate_limiter__now_ns();
+	int ret = virtio_persist__find(r, SNAPSHOT_SECTION_RATE_LIMITER, owner, (int)which, label,
+				       &c);
+
+	if (!ret)
+		ret = get_bucket(&c, &bytes);
+	if (!ret)
+		ret = get_bucket(&c, &ops);
+	if (!ret)
+		ret = snapshot_file__expect_end(&c);
+	if (!ret)
+		ret = check_saved_bucket(&rl->bytes, &bytes, label, "bandwidth");
+	if (!ret)
+		ret = check_saved_bucket(&rl->ops, &ops, label, "ops");
+	if (ret)
+		return ret;
+	set_saved_bucket(&rl->bytes, &bytes, now);
+	set_saved_bucket(&rl->ops, &ops, now);
+	return 0;
 }

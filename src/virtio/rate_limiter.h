@@ -25,6 +25,16 @@ struct token_bucket {
 				    units of 1/size ns so that refills are exact */
 };
 
+struct snapshot_file_writer;
+struct snapshot_file_reader;
+
+/* Which of its device's limiters a snapshot's rate-limiter section holds. */
+enum rate_limiter_which {
+	RATE_LIMITER_BLOCK = 0,
+	RATE_LIMITER_NET_RX = 1,
+	RATE_LIMITER_NET_TX = 2,
+};
+
 struct rate_limiter_metrics {
 	uint64_t throttled;	/* requests that had to wait */
 	uint64_t bytes_charged;
@@ -73,6 +83,18 @@ void rate_limiter__timer_fired(struct rate_limiter *rl);
 uint64_t token_bucket__wait_ns(const struct token_bucket *b, uint64_t n, uint64_t now_ns);
 /* Brings the budget up to date at now_ns. */
 void token_bucket__refill(struct token_bucket *b, uint64_t now_ns);
+/*
+ * Snapshots (docs/snapshot-format.md, the rate-limiter section): save writes one section
+ * for the limiter `which` of device owner, enabled or not: each bucket's settings and what
+ * it holds. restore finds that section and checks that this limiter has the same buckets
+ * (-EINVAL with a message naming label otherwise: the config differs), then gives them the
+ * saved tokens and burst. The time since the last refill is not carried: the buckets earn
+ * again from the moment of the restore. 0 or -errno with error__set().
+ */
+int rate_limiter__save(const struct rate_limiter *rl, const char *owner,
+		       enum rate_limiter_which which, struct snapshot_file_writer *w);
+int rate_limiter__restore(struct rate_limiter *rl, const char *label, const char *owner,
+			  enum rate_limiter_which which, const struct snapshot_file_reader *r);
 /* A monotonic clock in ns, for callers. */
 uint64_t rate_limiter__now_ns(void);
 

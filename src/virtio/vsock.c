@@ -19,8 +19,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "virtio/persist.h"
 #include "virtio/vsock_stream.h"
 #include "vmm/log.h"
+#include "vmm/snapshot_file.h"
 
 METRICS_NAMES(vsock_metrics, VSOCK_METRICS);
 
@@ -371,6 +373,23 @@ static void on_timer(struct event_handler *h, uint32_t events)
 	virtio_mmio__unlock(&v->t);
 }
 
+static int put_reset_event(struct virtio_vsock *v);
+
+/* A restored device tells the guest that its connections are gone. */
+static void send_restored_reset(struct virtio_vsock *v)
+{
+	int ret;
+
+	v->reset_pending = false;
+	ret = put_reset_event(v);
+	vsock_stream__drop_all(v);
+	if (ret == -ENOSPC)
+		log_warn("vsock: restored, but the guest left no event buffer: it was not told of "
+			 "the transport reset");
+	else if (!ret)
+		log_debug("vsock: restored: transport reset sent to the guest");
+}
+
 static void on_wake(struct event_handler *h, uint32_t events)
 {
 	struct virtio_vsock *v = container_of(h, struct virtio_vsock, wake_h);
@@ -380,6 +399,8 @@ static void on_wake(struct event_handler *h, uint32_t events)
 	(void)r;
 	(void)events;
 	virtio_mmio__lock(&v->t);
+	if (v->reset_pending)
+		send_restored_reset(v);
 	virtio_vsock__run(v);
 	virtio_mmio__unlock(&v->t);
 }
@@ -594,6 +615,69 @@ int virtio_vsock__send_reset(struct virtio_vsock *v)
 	virtio_mmio__lock(&v->t);
 	ret = put_reset_event(v);
 	vsock_stream__drop_all(v);
+	virtio_mmio__unlock(&v->t);
+	return ret;
+}
+
+/* ---- snapshots ---- */
+
+int virtio_vsock__save(struct virtio_vsock *v, struct snapshot_file_writer *w)
+{
+	uint16_t back[NR_QUEUES] = { 0 };
+	int ret;
+
+	virtio_mmio__lock(&v->t);
+	back[VSOCK_RXQ] = v->rx_held ? 1 : 0;
+	virtio_mmio__save(&v->t, "vsock", back, w); /* the writer's first error sticks */
+	snapshot_file__begin_section(w, SNAPSHOT_SECTION_VIRTIO_VSOCK,
+				     SNAPSHOT_FILE_MUST_UNDERSTAND);
+	snapshot_file__put_u64(w, v->guest_cid);
+	snapshot_file__put_str(w, v->uds_path);
+	ret = snapshot_file__end_section(w);
+	virtio_mmio__unlock(&v->t);
+	if (ret)
+		return error__set_default(ret, "vsock: cannot save its state");
+	return 0;
+}
+
+static int check_vsock_section(const struct virtio_vsock *v, const struct snapshot_file_reader *r)
+{
+	struct snapshot_file_section s;
+	struct snapshot_file_cursor c;
+	char path[4097];
+	uint64_t cid;
+	int ret = snapshot_file__find(r, SNAPSHOT_SECTION_VIRTIO_VSOCK, &s);
+
+	if (ret)
+		return error__set(-EINVAL, "vsock: the snapshot has no virtio-vsock section");
+	snapshot_file__cursor(&s, &c);
+	ret = snapshot_file__get_u64(&c, &cid);
+	if (!ret)
+		ret = snapshot_file__get_str(&c, path, sizeof(path));
+	if (!ret)
+		ret = snapshot_file__expect_end(&c);
+	if (ret)
+		return ret;
+	if (cid != v->guest_cid)
+		return error__set(-EINVAL, "vsock: the snapshot's guest CID was %llu, this one's is "
+				  "%llu", (unsigned long long)cid, (unsigned long long)v->guest_cid);
+	return 0;
+}
+
+int virtio_vsock__restore(struct virtio_vsock *v, const struct snapshot_file_reader *r)
+{
+	uint64_t one = 1;
+	int ret;
+
+	virtio_mmio__lock(&v->t);
+	ret = check_vsock_section(v, r);
+	if (!ret)
+		ret = virtio_mmio__restore(&v->t, "vsock", "vsock", r);
+	if (!ret && (v->t.status & VIRTIO_STATUS_DRIVER_OK)) {
+		v->reset_pending = true;
+		if (write(v->wake_h.fd, &one, sizeof(one)) != sizeof(one))
+			ret = error__set(-errno, "vsock: eventfd: %s", strerror(errno));
+	}
 	virtio_mmio__unlock(&v->t);
 	return ret;
 }

@@ -83,6 +83,7 @@ struct virtio_vsock {
 	uint64_t timer_period_ns;      /* 0: disarmed */
 	struct event_handler wake_h;   /* an eventfd: activation, from a vCPU thread */
 	bool accept_pending;	       /* connections may wait in the listen backlog */
+	bool reset_pending;	       /* restored: send the transport reset at the wake-up */
 
 	struct vsock_conn_table conns;
 	struct vsock_stream *pool; /* every stream allocated; reused, freed at destroy */
@@ -123,6 +124,26 @@ int virtio_vsock__watch(struct virtio_vsock *v, struct event_loop *loop);
  * buffer.
  */
 int virtio_vsock__send_reset(struct virtio_vsock *v);
+struct snapshot_file_writer;
+struct snapshot_file_reader;
+
+/*
+ * Snapshots, with the VM paused, on the VMM thread: its virtio-mmio and virtio-vsock
+ * sections (docs/snapshot-format.md). Connections are not saved, and save changes nothing
+ * in the running device; an rx buffer it holds (taken, not filled) is given back in the
+ * file (the rx queue's next available index is saved before it).
+ *
+ * restore: on a device just created from the vsock config (its uds_path the override's, if
+ * any; before the vCPUs run, before or after virtio_vsock__watch()): the guest CID must be
+ * the snapshot's (-EINVAL with a message otherwise); then the transport and queues are as
+ * they were. The transport-reset event is not sent by restore itself: restore arms it,
+ * and the VMM loop sends it (virtio_vsock__send_reset(), through the wake-up eventfd) once
+ * it dispatches the device's events, i.e. after the load returns to the loop; the guest
+ * then drops its connections and reads its CID again. Nothing is needed from the caller;
+ * a guest that left no event buffer gets none (logged). 0 or -errno with error__set().
+ */
+int virtio_vsock__save(struct virtio_vsock *v, struct snapshot_file_writer *w);
+int virtio_vsock__restore(struct virtio_vsock *v, const struct snapshot_file_reader *r);
 /*
  * Once the loop no longer dispatches the device's events: closes every socket, unlinks
  * uds_path.

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "vmm/i8042.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "vmm/log.h"
+#include "vmm/snapshot_file.h"
 
 #define SB_OUT_FULL 0x01
 #define SB_SYSTEM 0x04
@@ -298,3 +302,81 @@ static void cmd_write(void *opaque, uint64_t offset, const uint8_t *data, uint32
 
 const struct bus_dev_ops i8042__data_ops = { .read = data_read, .write = data_write_op };
 const struct bus_dev_ops i8042__cmd_ops = { .read = cmd_read, .write = cmd_write };
+
+/* ---- snapshots ---- */
+
+int i8042__save(const struct i8042 *k, struct snapshot_file_writer *w)
+{
+	const uint8_t regs[] = { k->status, k->ctrl, k->outp, k->pending, k->kbd_pending };
+
+	snapshot_file__begin_section(w, SNAPSHOT_SECTION_I8042, SNAPSHOT_FILE_MUST_UNDERSTAND);
+	snapshot_file__put_bytes(w, regs, sizeof(regs));
+	snapshot_file__put_u8(w, (uint8_t)k->count);
+	for (unsigned int i = 0; i < k->count; i++)
+		snapshot_file__put_u8(w, k->buf[(k->head + i) % I8042_BUF]);
+	return snapshot_file__end_section(w);
+}
+
+enum { KR_STATUS, KR_CTRL, KR_OUTP, KR_PENDING, KR_KBD_PENDING, KR_NR };
+
+static bool valid_pending(uint8_t cmd)
+{
+	return !cmd || cmd == CMD_WRITE_CTRL || cmd == CMD_WRITE_OUTP || cmd == CMD_WRITE_KBD_BUF;
+}
+
+static bool valid_kbd_pending(uint8_t cmd)
+{
+	return !cmd || cmd == KBD_CMD_SET_LEDS || cmd == KBD_CMD_TYPEMATIC ||
+	       cmd == KBD_CMD_SCANCODE_SET;
+}
+
+static int check_saved(const uint8_t *regs, uint8_t count)
+{
+	if (count > I8042_BUF)
+		return error__set(-EINVAL, "i8042: the snapshot's output buffer holds %u bytes, "
+				  "more than its %u", count, I8042_BUF);
+	if (!valid_pending(regs[KR_PENDING]) || !valid_kbd_pending(regs[KR_KBD_PENDING]))
+		return error__set(-EINVAL, "i8042: the snapshot waits for the data byte of "
+				  "commands 0x%02x and 0x%02x, which take none",
+				  regs[KR_PENDING], regs[KR_KBD_PENDING]);
+	if (!(regs[KR_STATUS] & SB_OUT_FULL) != !count)
+		return error__set(-EINVAL, "i8042: the snapshot's status 0x%02x does not match its "
+				  "%u bytes of output", regs[KR_STATUS], count);
+	return 0;
+}
+
+int i8042__restore(struct i8042 *k, const struct snapshot_file_reader *r)
+{
+	struct snapshot_file_section sec;
+	struct snapshot_file_cursor c;
+	const uint8_t *buf = NULL;
+	uint8_t regs[KR_NR], count = 0;
+	int ret = snapshot_file__find(r, SNAPSHOT_SECTION_I8042, &sec);
+
+	if (ret)
+		return error__set(-EINVAL, "i8042: the snapshot has no i8042 section");
+	snapshot_file__cursor(&sec, &c);
+	ret = snapshot_file__get_bytes(&c, regs, sizeof(regs));
+	if (!ret)
+		ret = snapshot_file__get_u8(&c, &count);
+	if (!ret)
+		ret = check_saved(regs, count);
+	if (!ret && count)
+		ret = snapshot_file__get_ptr(&c, count, &buf);
+	if (!ret)
+		ret = snapshot_file__expect_end(&c);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&k->lock);
+	k->status = regs[KR_STATUS];
+	k->ctrl = regs[KR_CTRL];
+	k->outp = regs[KR_OUTP];
+	k->pending = regs[KR_PENDING];
+	k->kbd_pending = regs[KR_KBD_PENDING];
+	k->head = 0;
+	k->count = count;
+	if (count)
+		memcpy(k->buf, buf, count);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}

@@ -34,8 +34,19 @@ struct i8042 {
 extern const struct bus_dev_ops i8042__data_ops;
 extern const struct bus_dev_ops i8042__cmd_ops;
 
+struct snapshot_file_writer;
+struct snapshot_file_reader;
+
 void i8042__init(struct i8042 *k, int irq_fd, void (*reset)(void *opaque), void *opaque);
 void i8042__destroy(struct i8042 *k);
+/*
+ * Snapshots (docs/snapshot-format.md, the i8042 section), with the VM paused: the status,
+ * command byte, output port, the commands waiting for a data byte and the output buffer.
+ * restore checks every field (-EINVAL with a message for a state the controller cannot be
+ * in) before it changes anything. 0 or -errno with error__set().
+ */
+int i8042__save(const struct i8042 *k, struct snapshot_file_writer *w);
+int i8042__restore(struct i8042 *k, const struct snapshot_file_reader *r);
 /* Queues the scancodes of Ctrl-Alt-Del pressed and released, and raises IRQ 1. */
 void i8042__send_ctrl_alt_del(struct i8042 *k);
 

@@ -5,6 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vmm/log.h"
+#include "vmm/snapshot_file.h"
+
 /* register offsets */
 #define REG_DATA 0 /* RBR/THR, or DLL with DLAB */
 #define REG_IER 1  /* or DLM with DLAB */
@@ -328,4 +331,69 @@ size_t serial__input(struct serial *s, const uint8_t *buf, size_t len)
 		pulse_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+/* ---- snapshots ---- */
+
+/* The vCPUs are parked and only the VMM thread feeds input: nothing changes meanwhile. */
+int serial__save(const struct serial *s, struct snapshot_file_writer *w)
+{
+	const uint8_t regs[] = { s->ier, s->lcr, s->mcr, s->msr, s->scr,
+				 s->dll, s->dlm, s->fcr, s->thre_pending };
+
+	snapshot_file__begin_section(w, SNAPSHOT_SECTION_SERIAL, SNAPSHOT_FILE_MUST_UNDERSTAND);
+	snapshot_file__put_bytes(w, regs, sizeof(regs));
+	snapshot_file__put_u32(w, s->rx_count);
+	for (unsigned int i = 0; i < s->rx_count; i++)
+		snapshot_file__put_u8(w, s->rx[(s->rx_head + i) % SERIAL_RX_FIFO]);
+	return snapshot_file__end_section(w);
+}
+
+enum { SR_IER, SR_LCR, SR_MCR, SR_MSR, SR_SCR, SR_DLL, SR_DLM, SR_FCR, SR_THRE, SR_NR };
+
+int serial__restore(struct serial *s, const struct snapshot_file_reader *r)
+{
+	struct snapshot_file_section sec;
+	struct snapshot_file_cursor c;
+	const uint8_t *rx = NULL;
+	uint8_t regs[SR_NR];
+	uint32_t count = 0;
+	int ret = snapshot_file__find(r, SNAPSHOT_SECTION_SERIAL, &sec);
+
+	if (ret)
+		return error__set(-EINVAL, "serial: the snapshot has no serial section");
+	snapshot_file__cursor(&sec, &c);
+	ret = snapshot_file__get_bytes(&c, regs, sizeof(regs));
+	if (!ret)
+		ret = snapshot_file__get_u32(&c, &count);
+	if (!ret && count > SERIAL_RX_FIFO)
+		return error__set(-EINVAL, "serial: the snapshot's receive FIFO holds %u bytes, "
+				  "more than its %u", count, SERIAL_RX_FIFO);
+	if (!ret && count)
+		ret = snapshot_file__get_ptr(&c, count, &rx);
+	if (!ret)
+		ret = snapshot_file__expect_end(&c);
+	if (ret)
+		return ret;
+	if ((regs[SR_IER] & ~IER_MASK) || (regs[SR_MCR] & ~0x1f) || regs[SR_THRE] > 1)
+		return error__set(-EINVAL, "serial: the snapshot's IER 0x%02x, MCR 0x%02x or "
+				  "THR-empty flag %u are not ones a 16550A holds",
+				  regs[SR_IER], regs[SR_MCR], regs[SR_THRE]);
+	pthread_mutex_lock(&s->lock);
+	s->ier = regs[SR_IER];
+	s->lcr = regs[SR_LCR];
+	s->mcr = regs[SR_MCR];
+	s->msr = regs[SR_MSR];
+	s->scr = regs[SR_SCR];
+	s->dll = regs[SR_DLL];
+	s->dlm = regs[SR_DLM];
+	s->fcr = regs[SR_FCR];
+	s->thre_pending = regs[SR_THRE];
+	s->rx_head = 0;
+	s->rx_count = count;
+	if (count)
+		memcpy(s->rx, rx, count);
+	s->rx_was_full = count == SERIAL_RX_FIFO;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }

@@ -41,6 +41,9 @@ struct serial {
 
 extern const struct bus_dev_ops serial__ops;
 
+struct snapshot_file_writer;
+struct snapshot_file_reader;
+
 void serial__init(struct serial *s, int out_fd, int irq_fd, int rx_ready_fd);
 /* Where to signal that output waits (see above); -1 to flush at every byte. */
 void serial__set_out_kick(struct serial *s, int out_kick_fd);
@@ -49,6 +52,16 @@ void serial__flush(struct serial *s);
 /* Queues guest input; returns how many bytes fitted (the rest must be retried later). */
 size_t serial__input(struct serial *s, const uint8_t *buf, size_t len);
 size_t serial__rx_space(struct serial *s);
+/*
+ * Snapshots (docs/snapshot-format.md, the serial section), with the VM paused: the
+ * registers, the pending THR-empty interrupt and the receive FIFO (input the guest has not
+ * read). Output still in out_buf is the host's, not the guest's: it is not saved (the
+ * running Ember writes it out as usual). restore checks every field (-EINVAL with a message
+ * for a value the UART cannot hold) before it changes anything. 0 or -errno with
+ * error__set().
+ */
+int serial__save(const struct serial *s, struct snapshot_file_writer *w);
+int serial__restore(struct serial *s, const struct snapshot_file_reader *r);
 void serial__destroy(struct serial *s);
 
 #endif

@@ -20,12 +20,22 @@ void fake_vring__init(struct fake_vring *r, struct fake_gmem *mem, uint64_t gpa,
 uint16_t fake_vring__add(struct fake_vring *r, const uint64_t *gpas, const uint32_t *lens,
 			 unsigned int n, bool write)
 {
+	bool w[FAKE_VRING_MAX];
+
+	for (unsigned int k = 0; k < n && k < FAKE_VRING_MAX; k++)
+		w[k] = write;
+	return fake_vring__add_chain(r, gpas, lens, w, n);
+}
+
+uint16_t fake_vring__add_chain(struct fake_vring *r, const uint64_t *gpas, const uint32_t *lens,
+			       const bool *write, unsigned int n)
+{
 	uint16_t head = r->next_desc;
 
 	for (unsigned int k = 0; k < n; k++) {
 		unsigned int i = (head + k) % r->size;
 		uint16_t flags =
-			(write ? VIRTQ_DESC_F_WRITE : 0) | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
+			(write[k] ? VIRTQ_DESC_F_WRITE : 0) | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
 
 		fake_gmem__set_desc(r->mem, r->desc, i, gpas[k], lens[k], flags,
 				    (uint16_t)((i + 1) % r->size));

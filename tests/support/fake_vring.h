@@ -42,6 +42,9 @@ void fake_vring__init(struct fake_vring *r, struct fake_gmem *mem, uint64_t gpa,
  */
 uint16_t fake_vring__add(struct fake_vring *r, const uint64_t *gpas, const uint32_t *lens,
 			 unsigned int n, bool write);
+/* The same with each descriptor's direction of its own (write[i]: device-writable). */
+uint16_t fake_vring__add_chain(struct fake_vring *r, const uint64_t *gpas, const uint32_t *lens,
+			       const bool *write, unsigned int n);
 /* Makes what was added visible; true when the device asked to be kicked for it. */
 bool fake_vring__publish(struct fake_vring *r);
 /* The next used element, if there is one (false: none yet). */
