@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jail/seccomp.h"
@@ -35,6 +36,11 @@ static int call(const char *name)
 {
 	if (!strcmp(name, "write")) /* allowed everywhere */
 		return write(1, "", 0) < 0 ? -1 : 0;
+	if (!strcmp(name, "clock_gettime")) { /* the system call, as without a vDSO clock */
+		struct timespec ts;
+
+		return (int)syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+	}
 	if (!strcmp(name, "getppid")) /* allowed nowhere */
 		return (int)syscall(SYS_getppid);
 	if (!strcmp(name, "execve")) {
