@@ -308,6 +308,21 @@ static int watch_vm(struct vmm *v)
 	return 0;
 }
 
+/* A start or a load that failed half-way: nothing half-made stays (the VM's fds leave the
+ * loop as they are closed). */
+static void undo_start(struct vmm *v)
+{
+	if (v->stdin_armed)
+		event_loop__del(&v->loop, &v->stdin_h);
+	v->stdin_armed = false;
+	if (v->out_timer_h.fd >= 0)
+		close(v->out_timer_h.fd);
+	v->out_timer_h.fd = -1;
+	restore_tty(v);
+	vm__destroy(&v->vm);
+	v->vm_created = false;
+}
+
 int vmm__start_instance(struct vmm *v)
 {
 	uint64_t t0 = log__wall_us_since_start();
@@ -332,16 +347,7 @@ int vmm__start_instance(struct vmm *v)
 	if (!ret)
 		ret = seccomp__apply(SECCOMP_THREAD_VMM);
 	if (ret) {
-		/* nothing half-made stays: the VM's fds leave the loop as they are closed */
-		if (v->stdin_armed)
-			event_loop__del(&v->loop, &v->stdin_h);
-		v->stdin_armed = false;
-		if (v->out_timer_h.fd >= 0)
-			close(v->out_timer_h.fd);
-		v->out_timer_h.fd = -1;
-		restore_tty(v);
-		vm__destroy(&v->vm);
-		v->vm_created = false;
+		undo_start(v);
 		return ret;
 	}
 	v->state = INSTANCE_RUNNING;
@@ -383,12 +389,7 @@ int vmm__load_snapshot(struct vmm *v, const struct snapshot_load_params *p)
 	if (!ret)
 		ret = seccomp__apply(SECCOMP_THREAD_VMM);
 	if (ret) {
-		if (v->stdin_armed)
-			event_loop__del(&v->loop, &v->stdin_h);
-		v->stdin_armed = false;
-		restore_tty(v);
-		vm__destroy(&v->vm);
-		v->vm_created = false;
+		undo_start(v);
 		return ret;
 	}
 	v->state = p->resume_vm ? INSTANCE_RUNNING : INSTANCE_PAUSED;
