@@ -162,6 +162,24 @@ def api_microvm(request, tmp_path, vmm_binary, guest_images, kvm_available, io_e
     vm.kill()
 
 
+@pytest.fixture
+def api_microvm_factory(request, tmp_path, vmm_binary, guest_images, kvm_available, io_engine):
+    """Makes Embers driven through their API sockets (framework/api_microvm.py), each with
+    its own work directory: for snapshots, where one Ember writes and others load."""
+    vms = []
+
+    def make(name=None):
+        name = name or f"api-vm{len(vms)}"
+        vm = ApiMicrovm("ember", vmm_binary, tmp_path / name, guest_images, name, io_engine)
+        vms.append(vm)
+        return vm
+
+    request.node.ember_microvms = vms
+    yield make
+    for vm in vms:
+        vm.kill()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """On a failure, attach each VM's console and log tails to the report."""

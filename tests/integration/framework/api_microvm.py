@@ -29,8 +29,9 @@ class ApiMicrovm(Microvm):
         return self.workdir / "api.sock"
 
     def _command(self):
-        return [self.binary, "--api-sock", str(self.socket_path), "--boot-timer",
-                *self.extra_cli]
+        cmd = [self.binary, "--api-sock", str(self.socket_path), "--boot-timer",
+               *self.extra_cli]
+        return (["ip", "netns", "exec", self.netns] if self.netns else []) + cmd
 
     def request(self, method, path, body=None):
         conn = UnixHTTPConnection(self.socket_path)

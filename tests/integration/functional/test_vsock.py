@@ -11,8 +11,8 @@ import threading
 import pytest
 
 from framework.microvm import BOOT_TIMEOUT
+from framework.vsock import AGENT_PORT, host_connect, recv_all
 
-AGENT_PORT = 52
 pytestmark = pytest.mark.ember_only  # QEMU's vhost-vsock has no Unix-socket bridge
 
 
@@ -28,30 +28,6 @@ def wait_agent(vm):
     text = f"EMBER-INIT: agent listening on vsock port {AGENT_PORT}"
     vm.wait_for(lambda: text in vm.console or vm.exited(), BOOT_TIMEOUT, text)
     assert text in vm.console, vm.describe()
-
-
-def host_connect(uds, port=AGENT_PORT, timeout=60):
-    """A connection to the guest's port through Ember's bridge: (socket, the OK line)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(str(uds))
-    s.sendall(f"CONNECT {port}\n".encode())
-    line = b""
-    while not line.endswith(b"\n"):
-        b = s.recv(1)
-        if not b:
-            break
-        line += b
-    return s, line.decode()
-
-
-def recv_all(s):
-    out = bytearray()
-    while True:
-        b = s.recv(1 << 16)
-        if not b:
-            return bytes(out)
-        out += b
 
 
 def test_echo_host_initiated(microvm):
