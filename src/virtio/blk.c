@@ -649,7 +649,8 @@ static int check_blk_section(struct virtio_blk *b, const char *label,
 	uint64_t sectors;
 	uint8_t ro, wb;
 	uint16_t back;
-	int ret = virtio_persist__find(r, SNAPSHOT_SECTION_VIRTIO_BLK, b->id, -1, label, &c);
+	int ret = virtio_persist__find(r, SNAPSHOT_SECTION_VIRTIO_BLK, b->id, -1, false, label,
+				       &c);
 
 	if (!ret)
 		ret = snapshot_file__get_u64(&c, &sectors);

@@ -570,12 +570,11 @@ static int get_queues(struct snapshot_file_cursor *c, const char *label, struct 
 	return ret;
 }
 
+/* What follows the id and the device type. */
 static int get_registers(struct snapshot_file_cursor *c, struct mmio_saved *st)
 {
-	int ret = snapshot_file__get_u32(c, &st->type);
+	int ret = snapshot_file__get_u64(c, &st->base);
 
-	if (!ret)
-		ret = snapshot_file__get_u64(c, &st->base);
 	if (!ret)
 		ret = snapshot_file__get_u32(c, &st->gsi);
 	if (!ret)
@@ -655,8 +654,15 @@ static int load_saved(const struct virtio_mmio *t, const char *label, const char
 		      const struct snapshot_file_reader *r, struct mmio_saved *st)
 {
 	struct snapshot_file_cursor c;
-	int ret = virtio_persist__find(r, SNAPSHOT_SECTION_VIRTIO_MMIO, id, -1, label, &c);
+	int ret = virtio_persist__find(r, SNAPSHOT_SECTION_VIRTIO_MMIO, id, t->ops->device_id, true,
+				       label, &c);
 
+	/* none of this type: one of another type under this id is a clearer mismatch */
+	if (!ret)
+		st->type = t->ops->device_id;
+	else if (!(ret = virtio_persist__find(r, SNAPSHOT_SECTION_VIRTIO_MMIO, id, -1, false,
+					      label, &c)))
+		ret = snapshot_file__get_u32(&c, &st->type);
 	if (!ret)
 		ret = get_registers(&c, st);
 	if (ret)

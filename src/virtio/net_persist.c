@@ -75,7 +75,8 @@ static int check_net_section(const struct virtio_net *n, const char *label,
 	char tap[64];
 	uint8_t has, mac[6], tx_back, dropped;
 	uint16_t rx_back;
-	int ret = virtio_persist__find(r, SNAPSHOT_SECTION_VIRTIO_NET, n->id, -1, label, &c);
+	int ret = virtio_persist__find(r, SNAPSHOT_SECTION_VIRTIO_NET, n->id, -1, false, label,
+				       &c);
 
 	if (!ret)
 		ret = snapshot_file__get_u8(&c, &has);

@@ -14,11 +14,12 @@ static const char *section_name(uint32_t id)
 }
 
 /* Does section s start with id (and which)? 1, 0, or -EINVAL when it cannot be read. */
-static int section_is(const struct snapshot_file_section *s, const char *id, int which,
-		      struct snapshot_file_cursor *c)
+static int section_is(const struct snapshot_file_section *s, const char *id, int64_t which,
+		      bool which_u32, struct snapshot_file_cursor *c)
 {
 	char buf[VIRTIO_PERSIST_ID_MAX + 1];
-	uint8_t w;
+	uint32_t w = 0;
+	uint8_t w8 = 0;
 	int ret;
 
 	snapshot_file__cursor(s, c);
@@ -29,14 +30,15 @@ static int section_is(const struct snapshot_file_section *s, const char *id, int
 		return 0;
 	if (which < 0)
 		return 1;
-	ret = snapshot_file__get_u8(c, &w);
+	ret = which_u32 ? snapshot_file__get_u32(c, &w) : snapshot_file__get_u8(c, &w8);
 	if (ret)
 		return ret;
-	return w == which;
+	return (which_u32 ? w : w8) == which;
 }
 
 int virtio_persist__find(const struct snapshot_file_reader *r, uint32_t section, const char *id,
-			 int which, const char *label, struct snapshot_file_cursor *c)
+			 int64_t which, bool which_u32, const char *label,
+			 struct snapshot_file_cursor *c)
 {
 	struct snapshot_file_section s;
 	struct snapshot_file_cursor cur;
@@ -47,7 +49,7 @@ int virtio_persist__find(const struct snapshot_file_reader *r, uint32_t section,
 	while (snapshot_file__next(r, &pos, &s)) {
 		if (s.id != section)
 			continue;
-		ret = section_is(&s, id, which, &cur);
+		ret = section_is(&s, id, which, which_u32, &cur);
 		if (ret < 0)
 			return ret;
 		if (ret && found++)

@@ -426,8 +426,8 @@ int rate_limiter__restore(struct rate_limiter *rl, const char *label, const char
 	struct snapshot_file_cursor c;
 	struct saved_bucket bytes, ops;
 	uint64_t now = rate_limiter__now_ns();
-	int ret = virtio_persist__find(r, SNAPSHOT_SECTION_RATE_LIMITER, owner, (int)which, label,
-				       &c);
+	int ret = virtio_persist__find(r, SNAPSHOT_SECTION_RATE_LIMITER, owner, which, false,
+				       label, &c);
 
 	if (!ret)
 		ret = get_bucket(&c, &bytes);

@@ -965,6 +965,44 @@ static void net_mismatch(void **state)
 	snap_free(&sn);
 }
 
+/* A drive and an interface may share an id: each finds its own sections. */
+static void shared_id(void **state)
+{
+	struct drive_config dcfg = drive_cfg(g.disk);
+	struct net_config ncfg = net_cfg();
+	struct fake_vring br, nr[2];
+	struct virtio_blk *b;
+	struct virtio_net *n;
+	struct snap sn;
+	int p1, p2;
+
+	(void)state;
+	dcfg.drive_id = (char *)"eth0";
+	b = blk_new(&dcfg);
+	blk_start(b, &br);
+	n = net_new(&ncfg, &p1);
+	fake_vring__init(&nr[0], &g.fg, RING0 + 2 * FAKE_VRING_BYTES, QSIZE, true);
+	fake_vring__init(&nr[1], &g.fg, RING0 + 3 * FAKE_VRING_BYTES, QSIZE, true);
+	assert_int_equal(fake_virtio__start(&n->t, VIRTIO_ID_NET, F_V1, nr, 2), 0);
+	snap_init(&sn);
+	assert_int_equal(virtio_blk__save(b, &sn.w), 0);
+	assert_int_equal(virtio_net__save(n, &sn.w), 0);
+	snap_open(&sn);
+	virtio_blk__destroy(b);
+	virtio_net__destroy(n);
+	close(p1);
+	b = blk_new(&dcfg);
+	n = net_new(&ncfg, &p2);
+	assert_int_equal(virtio_net__restore(n, &sn.r), 0);
+	assert_int_equal(virtio_blk__restore(b, &sn.r), 0);
+	assert_int_equal(b->t.queues[0].desc_gpa, RING0);
+	assert_int_equal(n->t.queues[0].desc_gpa, RING0 + 2 * FAKE_VRING_BYTES);
+	snap_free(&sn);
+	virtio_blk__destroy(b);
+	virtio_net__destroy(n);
+	close(p2);
+}
+
 /* ---- virtio-vsock ---- */
 
 static struct vsock_config vsock_cfg(char *path, size_t size, int n)
@@ -1049,6 +1087,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(net_rx_chains_given_back, each, each_down),
 		cmocka_unit_test_setup_teardown(net_tx_frame_given_back, each, each_down),
 		cmocka_unit_test_setup_teardown(net_mismatch, each, each_down),
+		cmocka_unit_test_setup_teardown(shared_id, each, each_down),
 		cmocka_unit_test_setup_teardown(vsock_reset_after_restore, each, each_down),
 	};
 
