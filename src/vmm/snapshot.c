@@ -28,42 +28,6 @@
 #define MUST SNAPSHOT_FILE_MUST_UNDERSTAND
 #define PAGE 4096ULL
 
-/*
- * The devices' save and restore are being written alongside this file: until each exists,
- * a weak reference makes its absence a clear error instead of a link failure.
- */
-#pragma weak serial__save
-#pragma weak serial__restore
-#pragma weak i8042__save
-#pragma weak i8042__restore
-#pragma weak virtio_blk__save
-#pragma weak virtio_blk__restore
-#pragma weak virtio_net__save
-#pragma weak virtio_net__restore
-#pragma weak virtio_vsock__save
-#pragma weak virtio_vsock__restore
-int serial__save(const struct serial *s, struct snapshot_file_writer *w);
-int serial__restore(struct serial *s, const struct snapshot_file_reader *r);
-int i8042__save(const struct i8042 *k, struct snapshot_file_writer *w);
-int i8042__restore(struct i8042 *k, const struct snapshot_file_reader *r);
-int virtio_blk__save(struct virtio_blk *b, struct snapshot_file_writer *w);
-int virtio_blk__restore(struct virtio_blk *b, const struct snapshot_file_reader *r);
-int virtio_net__save(struct virtio_net *n, struct snapshot_file_writer *w);
-int virtio_net__restore(struct virtio_net *n, const struct snapshot_file_reader *r);
-int virtio_vsock__save(struct virtio_vsock *v, struct snapshot_file_writer *w);
-int virtio_vsock__restore(struct virtio_vsock *v, const struct snapshot_file_reader *r);
-
-static bool devices_ready(const struct vm *vm)
-{
-	if (!serial__save || !serial__restore || !i8042__save || !i8042__restore)
-		return false;
-	if (vm->nr_blks && (!virtio_blk__save || !virtio_blk__restore))
-		return false;
-	if (vm->nr_nets && (!virtio_net__save || !virtio_net__restore))
-		return false;
-	return !vm->vsock || (virtio_vsock__save && virtio_vsock__restore);
-}
-
 /* ---- the memory file ---- */
 
 static bool zero_page(const uint8_t *p)
@@ -112,7 +76,7 @@ static int save_memory(const struct gmem *gm, const char *path)
 	char tmp[SNAPSHOT_PATH_MAX + 16], dir[SNAPSHOT_PATH_MAX];
 	int fd, dfd, ret;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
 		return error__set(-ENAMETOOLONG, "memory file %s: the path is too long", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -162,11 +126,7 @@ static int save_layout(struct snapshot_file_writer *w, const struct gmem *gm,
 
 static int save_devices(struct vm *vm, struct snapshot_file_writer *w)
 {
-	int ret;
-
-	if (!devices_ready(vm))
-		return error__set(-EOPNOTSUPP, "snapshots of this VM's devices are not supported yet");
-	ret = serial__save(&vm->serial, w);
+	int ret = serial__save(&vm->serial, w);
 
 	if (!ret)
 		ret = i8042__save(&vm->i8042, w);
@@ -192,12 +152,14 @@ static int save_state(struct vm *vm, const struct vm_config *cfg, struct snapsho
 	ret = snapshot_file__end_section(w);
 	if (!ret)
 		ret = save_layout(w, &vm->gmem, SNAPSHOT_TYPE_FULL);
+	/* the devices first: virtio-blk completes its requests in flight, and the interrupts
+	 * that raises are then in the irqchip state saved after it */
+	if (!ret)
+		ret = save_devices(vm, w);
 	if (!ret)
 		ret = snapshot_kvm__save_vm(vm, w);
 	for (uint32_t i = 0; !ret && i < vm->nr_vcpus; i++)
 		ret = snapshot_kvm__save_vcpu(&vm->vcpus[i], &vm->kvm, w);
-	if (!ret)
-		ret = save_devices(vm, w);
 	return ret;
 }
 
@@ -365,11 +327,7 @@ static int check_regions(const struct vm *vm, const struct layout *l)
 
 static int restore_devices(struct vm *vm, const struct snapshot_file_reader *r)
 {
-	int ret;
-
-	if (!devices_ready(vm))
-		return error__set(-EOPNOTSUPP, "snapshots of this VM's devices are not supported yet");
-	ret = serial__restore(&vm->serial, r);
+	int ret = serial__restore(&vm->serial, r);
 
 	if (!ret)
 		ret = i8042__restore(&vm->i8042, r);

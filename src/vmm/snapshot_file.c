@@ -453,9 +453,12 @@ int snapshot_file__write(const char *path, const void *data, size_t len)
 	char *tmp;
 	int fd, ret;
 
-	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
+	/* named by the pid, not mkostemp(): its random names come from getrandom(), which
+	 * the VMM thread's seccomp filter does not allow */
+	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
 		return error__set(-ENOMEM, "%s: out of memory", path);
-	fd = mkostemp(tmp, O_CLOEXEC);
+	unlink(tmp); /* one a killed Ember of the same pid left */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = error__set(-errno, "creating %s: %s", tmp, strerror(errno));
 		goto err_free;
