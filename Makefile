@@ -120,6 +120,8 @@ bench: deps
 	@$(PYTHON) bench/api.py
 	@$(MAKE) --no-print-directory guest-images bench-kernel
 	@$(PYTHON) bench/linux_boot.py
+	@$(PYTHON) bench/linux_blk.py
+	@$(PYTHON) bench/linux_net.py
 	@$(MAKE) --no-print-directory bench-blk
 	@$(MAKE) --no-print-directory bench-net
 	@$(MAKE) --no-print-directory bench-jailer
