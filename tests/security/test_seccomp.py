@@ -247,3 +247,24 @@ def test_builtin_rules_do_not_allow_dangerous_calls():
                            for a in e.get("args", [])), e
             if e["syscall"] == "ioctl":
                 assert e.get("args"), f"{thread}: ioctl without an argument filter"
+
+
+def test_console_on_a_tty(tmp_path):
+    """With a terminal as stdin Ember puts it in raw mode, and at exit, under the VMM
+    thread's filter, checks and restores it: that must not be a forbidden call."""
+    import pty
+
+    config = tmp_path / "vm.json"
+    config.write_text(json.dumps({"boot-source": {"kernel_image_path": str(GUEST),
+                                                  "boot_args": "tests=hello exit=port:0"},
+                                  "machine-config": {"vcpu_count": 1, "mem_size_mib": 64}}))
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([str(EMBER), "--config-file", str(config), "--no-api",
+                                 "--debug-exit"], stdin=slave, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        os.close(slave)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0, (proc.returncode, err)
