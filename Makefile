@@ -118,6 +118,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(GUEST_BINS) $(BUILD)/bench/spawn
 	@$(PYTHON) bench/startup.py
 	@$(PYTHON) bench/api.py
+	@$(PYTHON) bench/snapshot.py
 	@$(MAKE) --no-print-directory guest-images bench-kernel
 	@$(PYTHON) bench/linux_boot.py
 	@$(PYTHON) bench/linux_blk.py
