@@ -146,12 +146,14 @@ def test_tx_rate_limiter_holds_the_rate(microvm, netns):
     """A TX bandwidth limit holds the guest's TCP throughput to the configured rate
     within 15 %, measured by the receiver on the host. The bucket starts full, so over a
     transfer the limiter lets through its size plus rate x time: the size is taken off."""
-    # well below what the guest sends unlimited on the nested bench (a few MB/s); a bucket
-    # of a second's worth, so that TCP's pauses do not waste tokens
-    rate = 256 * 1024  # bytes/s
+    # well below what the guest sends unlimited on the nested bench: bench/linux_net.py
+    # measures under 1 MiB/s guest to host there, and a loaded bench gave 180 KiB/s against
+    # a 256 KiB/s limit; a bucket of a second's worth, so that TCP's pauses do not waste
+    # tokens
+    rate = 64 * 1024  # bytes/s
     size = rate
     limiter = {"bandwidth": {"size": size, "refill_time": 1000}}
-    got, want = guest_to_host(microvm, netns, 3 * MIB, tx_rate_limiter=limiter)
+    got, want = guest_to_host(microvm, netns, 1 * MIB, tx_rate_limiter=limiter)
     assert got["sha256"] == want
     measured = (got["bytes"] - size) / got["seconds"]
     assert abs(measured / rate - 1) <= 0.15, \
