@@ -219,6 +219,16 @@ Target (issue 8): load to running under {TARGET_LOAD_MS:.0f} ms for 128 MiB: **{
 ("load answer": the 204 comes once the vCPU threads run). Firecracker reports about 3 ms
 on Graviton and about 30 ms on x86 m5d (not measured here).
 
+Reading it: the load's answer is Ember's own work (read and check the state file, map the
+memory file, make the VM and its devices, restore every state, start the vCPU threads); it
+grows a little with memory (the memslots) and with vCPUs. The guest-side columns measure
+little here: the test guest prints a counter line every 2000 counts, which at this host's
+software-emulated ring 0 takes ~20-30 ms, and the test guest itself boots in a few ms, so
+restore and cold boot look alike. The Linux comparison (restore to the agent's first vsock
+reply against a booted VM) is issue 8's remaining bench work. Creating a snapshot scans the
+whole memory for zero pages (0.4-0.5 s for 1 GiB); skipping pages the guest never touched
+(mincore on anonymous memory) is the planned fix.
+
 Not measured yet: the Uffd backend, prefetch, Diff snapshots and the first vsock reply
 from a Linux guest (issue 8's remaining work).
 """
