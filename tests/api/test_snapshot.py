@@ -26,9 +26,24 @@ def boot_counter(vm, vcpus=1, mem_mib=64):
     vm.wait_until(lambda: len(counts(vm)) >= 3, 10, "three counter lines")
 
 
+def settled_console(vm, quiet=0.5, timeout=10):
+    """The console once nothing new has come for `quiet` seconds: a paused guest's last
+    lines may still be in Ember's output buffer, or on their way to the test."""
+    deadline = time.monotonic() + timeout
+    last = vm.console
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = vm.console
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def snapshot(vm, tmp_path, name="snap"):
     """Pauses vm, snapshots it; returns (state path, memory path, the last count printed)."""
     vm.ok("PATCH", "/vm", {"state": "Paused"})
+    settled_console(vm)
     last = counts(vm)[-1]
     state, mem = tmp_path / f"{name}.state", tmp_path / f"{name}.mem"
     vm.ok("PUT", "/snapshot/create", {"snapshot_type": "Full", "snapshot_path": str(state),

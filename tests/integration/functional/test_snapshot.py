@@ -6,6 +6,7 @@ vsock works again through the new Ember's socket after the reset. And ten clones
 snapshot at once, each on its own TAP and vsock socket."""
 import re
 import socket
+import time
 
 import pytest
 
@@ -55,6 +56,14 @@ def echo(uds, data=b"are you there?"):
 
 def take_snapshot(vm, tmp_path):
     vm.ok("PATCH", "/vm", {"state": "Paused"})
+    # the last lines the guest printed before the pause may still be on their way
+    deadline = time.monotonic() + 10
+    seen = vm.console
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        if vm.console == seen:
+            break
+        seen = vm.console
     last = counts(vm)[-1]
     state, mem = tmp_path / "fn.state", tmp_path / "fn.mem"
     vm.ok("PUT", "/snapshot/create", {"snapshot_type": "Full", "snapshot_path": str(state),
