@@ -87,6 +87,8 @@ include tests/fuzz/fuzz.mk
 include resources/guest/images.mk
 include tests/bench-vm/bench-vm.mk
 include bench/bench.mk
+# Snapshot tools (tools/tools.mk: build/ember-snapshot-merge, build/ember-uffd-handler).
+-include tools/tools.mk
 
 # ---- set-up ----
 deps:
@@ -98,8 +100,8 @@ test: deps
 	@$(MAKE) --no-print-directory test-all
 
 # The fast layers first, then the images, the bench's own tests, and Linux on the bench.
-test-all: all unit-test guest-test api-test security-test fuzz-smoke guest-images-selftest \
-	bench-vm-selftest linux-test
+test-all: all unit-test tools-test guest-test api-test security-test fuzz-smoke \
+	guest-images-selftest bench-vm-selftest linux-test
 
 # The API against a live `ember --api-sock`, with the test guest (tests/api/).
 api-test: all $(GUEST_BINS)

@@ -2,8 +2,10 @@
 #include "vmm/memory.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #include "vmm/layout.h"
 #include "vmm/log.h"
@@ -41,7 +43,40 @@ int gmem__write(const struct gmem *gm, uint64_t gpa, const void *src, uint64_t l
 	if (!p)
 		return -EFAULT;
 	memcpy(p, src, len);
+	gmem__mark_dirty(gm, p, len);
 	return 0;
+}
+
+void gmem__mark_dirty(const struct gmem *gm, const void *host, uint64_t len)
+{
+	uintptr_t h = (uintptr_t)host;
+
+	if (!len)
+		return;
+	for (unsigned int i = 0; i < gm->nr_regions; i++) {
+		const struct gmem_region *r = &gm->regions[i];
+		uint64_t first, last;
+
+		if (!r->dirty || h < (uintptr_t)r->host || h - (uintptr_t)r->host >= r->size ||
+		    len > r->size - (h - (uintptr_t)r->host))
+			continue;
+		first = (h - (uintptr_t)r->host) / 4096;
+		last = (h - (uintptr_t)r->host + len - 1) / 4096;
+		for (uint64_t pg = first; pg <= last; pg++)
+			__atomic_fetch_or(&r->dirty[pg / 64], 1ULL << (pg % 64), __ATOMIC_RELAXED);
+		return;
+	}
+}
+
+void gmem__mark_dirty_iov(const struct gmem *gm, const struct iovec *iov, unsigned int n,
+			  uint64_t len)
+{
+	for (unsigned int i = 0; i < n && len; i++) {
+		uint64_t k = iov[i].iov_len < len ? iov[i].iov_len : len;
+
+		gmem__mark_dirty(gm, iov[i].iov_base, k);
+		len -= k;
+	}
 }
 
 uint64_t gmem__low_end(const struct gmem *gm)
@@ -124,11 +159,37 @@ int memory__map_file(struct gmem *gm, uint64_t mem_bytes, int fd, const uint64_t
 	return 0;
 }
 
+int memory__track_dirty(struct gmem *gm)
+{
+	for (unsigned int i = 0; i < gm->nr_regions; i++) {
+		struct gmem_region *r = &gm->regions[i];
+
+		if (r->dirty)
+			continue;
+		r->dirty = calloc(memory__bitmap_words(r->size), sizeof(uint64_t));
+		if (!r->dirty)
+			return error__set(-ENOMEM, "out of memory for the dirty-page bitmap");
+	}
+	return 0;
+}
+
+void memory__take_dirty(struct gmem *gm, unsigned int region, uint64_t *bitmap)
+{
+	const struct gmem_region *r = &gm->regions[region];
+
+	if (region >= gm->nr_regions || !r->dirty)
+		return;
+	for (uint64_t w = 0; w < memory__bitmap_words(r->size); w++)
+		bitmap[w] |= __atomic_exchange_n(&r->dirty[w], 0, __ATOMIC_RELAXED);
+}
+
 void memory__unmap(struct gmem *gm)
 {
 	for (unsigned int i = 0; i < gm->nr_regions; i++) {
 		if (gm->regions[i].host)
 			munmap(gm->regions[i].host, gm->regions[i].size);
 		gm->regions[i].host = NULL;
+		free(gm->regions[i].dirty);
+		gm->regions[i].dirty = NULL;
 	}
 }

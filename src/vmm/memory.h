@@ -16,6 +16,12 @@ struct gmem_region {
 	uint64_t gpa;
 	uint64_t size;
 	uint8_t *host; /* NULL until mapped */
+	/*
+	 * With dirty-page tracking (memory__track_dirty()): a bit per 4 KiB page that Ember
+	 * itself wrote (device DMA, used rings), which KVM's dirty log does not see. Set
+	 * atomically from any thread; NULL when not tracking.
+	 */
+	uint64_t *dirty;
 };
 
 struct gmem {
@@ -32,6 +38,15 @@ void *gmem__ptr(const struct gmem *gm, uint64_t gpa, uint64_t len);
 /* Copies; 0 or -EFAULT. */
 int gmem__read(const struct gmem *gm, uint64_t gpa, void *dst, uint64_t len);
 int gmem__write(const struct gmem *gm, uint64_t gpa, const void *src, uint64_t len);
+/*
+ * Records that Ember wrote [host, host + len) of guest memory (a pointer from gmem__ptr()),
+ * for Diff snapshots; nothing when not tracking. Every device that writes guest memory
+ * through a pointer calls it once the bytes are written (gmem__write() does it itself).
+ */
+void gmem__mark_dirty(const struct gmem *gm, const void *host, uint64_t len);
+struct iovec;
+void gmem__mark_dirty_iov(const struct gmem *gm, const struct iovec *iov, unsigned int n,
+			  uint64_t len);
 /* The end of the RAM region below the MMIO gap (the first region). */
 uint64_t gmem__low_end(const struct gmem *gm);
 
@@ -48,6 +63,16 @@ int memory__map(struct gmem *gm, uint64_t mem_bytes);
  * restore's memory file, read lazily and copied on write. 0 or -errno with error__set().
  */
 int memory__map_file(struct gmem *gm, uint64_t mem_bytes, int fd, const uint64_t *offsets);
+/* Starts tracking the pages Ember writes (gmem_region.dirty). 0 or -ENOMEM. */
+int memory__track_dirty(struct gmem *gm);
+/* ORs region's Ember-written pages into bitmap (a bit per page) and clears them. */
+void memory__take_dirty(struct gmem *gm, unsigned int region, uint64_t *bitmap);
+/* Words of a region's page bitmap. */
+static inline uint64_t memory__bitmap_words(uint64_t region_size)
+{
+	return (region_size / 4096 + 63) / 64;
+}
+/* Unmaps every region and frees the dirty bitmaps. */
 void memory__unmap(struct gmem *gm);
 
 #endif

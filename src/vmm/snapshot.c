@@ -382,6 +382,7 @@ int snapshot__load(struct vm *vm, struct vm_config *cfg, const struct vm_options
 	struct snapshot_file_reader r;
 	struct vm_config before = *cfg;
 	struct layout l;
+	struct gmem mem;
 	int fd = -1, ret;
 
 	ret = snapshot_file__open_path(&r, p->snapshot_path);
@@ -396,9 +397,11 @@ int snapshot__load(struct vm *vm, struct vm_config *cfg, const struct vm_options
 	}
 	ret = open_memory(p, &l, cfg, &fd);
 	if (!ret)
-		ret = vm__create_restored(vm, cfg, opts, fd, l.offset);
+		ret = memory__map_file(&mem, l.total, fd, l.offset);
 	if (fd >= 0)
 		close(fd); /* the mappings keep the file */
+	if (!ret)
+		ret = vm__create_restored(vm, cfg, opts, &mem);
 	if (!ret) {
 		ret = check_regions(vm, &l);
 		if (!ret)

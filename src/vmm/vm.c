@@ -55,14 +55,20 @@ static int create_irqchip(struct vm *vm)
 	return ret;
 }
 
-static int setup_memory(struct vm *vm, int mem_fd, const uint64_t *offsets)
+/* Fresh anonymous memory, or a restore's, already in vm->gmem (premapped). */
+static int setup_memory(struct vm *vm, bool premapped)
 {
 	uint64_t bytes = vm->cfg->machine.mem_size_mib << 20;
-	int ret = mem_fd >= 0 ? memory__map_file(&vm->gmem, bytes, mem_fd, offsets)
-			      : memory__map(&vm->gmem, bytes);
+	int ret = 0;
 
-	if (ret)
+	if (!premapped)
+		ret = memory__map(&vm->gmem, bytes);
+	if (!ret && vm->cfg->machine.track_dirty_pages)
+		ret = memory__track_dirty(&vm->gmem);
+	if (ret) {
+		memory__unmap(&vm->gmem);
 		return ret;
+	}
 	for (unsigned int i = 0; i < vm->gmem.nr_regions; i++) {
 		const struct gmem_region *r = &vm->gmem.regions[i];
 		struct kvm_userspace_memory_region slot = {
@@ -425,24 +431,31 @@ int vm__check_config(const struct vm_config *cfg)
 }
 
 static int create(struct vm *vm, const struct vm_config *cfg, const struct vm_options *opts,
-		  int mem_fd, const uint64_t *offsets)
+		  struct gmem *premapped)
 {
 	int ret;
 
 	vm_init_fields(vm, cfg, opts);
-	vm->restoring = mem_fd >= 0;
+	vm->restoring = premapped != NULL;
+	if (premapped) { /* taken over, also on failure */
+		vm->gmem = *premapped;
+		memset(premapped, 0, sizeof(*premapped));
+	}
 	ret = vm->restoring ? 0 : vm__check_config(cfg);
 	if (ret)
 		return ret;
 	vm->stop_evt = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_evt < 0)
-		return error__set(-errno, "eventfd: %s", strerror(errno));
+	if (vm->stop_evt < 0) {
+		ret = error__set(-errno, "eventfd: %s", strerror(errno));
+		memory__unmap(&vm->gmem);
+		return ret;
+	}
 	ret = kvm__open(&vm->kvm, "/dev/kvm");
 	if (!ret)
 		ret = create_vm_fd(vm);
 	/* memory before the irqchip: a memslot change once the irqchip exists costs more */
 	if (!ret)
-		ret = setup_memory(vm, mem_fd, offsets);
+		ret = setup_memory(vm, premapped != NULL);
 	if (!ret)
 		ret = create_irqchip(vm);
 	if (!ret)
@@ -465,13 +478,24 @@ static int create(struct vm *vm, const struct vm_config *cfg, const struct vm_op
 
 int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_options *opts)
 {
-	return create(vm, cfg, opts, -1, NULL);
+	return create(vm, cfg, opts, NULL);
 }
 
 int vm__create_restored(struct vm *vm, const struct vm_config *cfg,
-			const struct vm_options *opts, int mem_fd, const uint64_t *offsets)
+			const struct vm_options *opts, struct gmem *mem)
 {
-	return create(vm, cfg, opts, mem_fd, offsets);
+	if (mem)
+		return create(vm, cfg, opts, mem);
+	return error__set(-EINVAL, "a restored VM needs its memory");
+}
+
+int vm__get_dirty_log(struct vm *vm, unsigned int region, uint64_t *bitmap)
+{
+	struct kvm_dirty_log log = { .slot = region, .dirty_bitmap = bitmap };
+
+	if (region >= vm->gmem.nr_regions || !vm->cfg->machine.track_dirty_pages)
+		return error__set(-EINVAL, "no dirty log for memory region %u", region);
+	return vm_ioctl(vm, KVM_GET_DIRTY_LOG, (unsigned long)&log, "KVM_GET_DIRTY_LOG");
 }
 
 int vm__start(struct vm *vm)

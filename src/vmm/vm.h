@@ -106,14 +106,21 @@ struct virtio_net *vm__find_net(struct vm *vm, const char *id);
 int vm__check_config(const struct vm_config *cfg);
 /* Opens KVM, creates the VM, memory, devices and vCPUs, and loads the kernel. */
 int vm__create(struct vm *vm, const struct vm_config *cfg, const struct vm_options *opts);
-/* Starts one thread per vCPU. */
 /*
- * For a snapshot's restore: the VM of cfg with its memory mapped MAP_PRIVATE from mem_fd
- * (region i at offsets[i]), devices and vCPUs created but no kernel loaded and no boot
- * registers set: the caller restores every state before vm__start().
+ * For a snapshot's restore: the VM of cfg on guest memory the caller has laid out and mapped
+ * (*mem is taken over, vm unmaps it, and left empty - also on failure), devices and vCPUs
+ * created but no kernel loaded and no boot registers set: the caller restores every state
+ * before vm__start().
  */
 int vm__create_restored(struct vm *vm, const struct vm_config *cfg,
-			const struct vm_options *opts, int mem_fd, const uint64_t *offsets);
+			const struct vm_options *opts, struct gmem *mem);
+/*
+ * KVM's dirty log of memory region `region` (its slot) into bitmap (a bit per 4 KiB page,
+ * region size / 4 KiB bits, rounded up to 64), and clears it. Only with track_dirty_pages;
+ * 0 or -errno with error__set().
+ */
+int vm__get_dirty_log(struct vm *vm, unsigned int region, uint64_t *bitmap);
+/* Starts one thread per vCPU. */
 int vm__start(struct vm *vm);
 /* Records why the VM stops (first caller wins) and wakes the VMM thread. */
 void vm__request_stop(struct vm *vm, enum vm_stop_reason reason, int code);
