@@ -15,9 +15,6 @@
 #include <unistd.h>
 
 #include "api/config.h"
-#include "virtio/blk.h"
-#include "virtio/net.h"
-#include "virtio/vsock.h"
 #include "vmm/log.h"
 #include "vmm/snapshot.h"
 #include "vmm/snapshot_file.h"
@@ -124,21 +121,6 @@ static int save_layout(struct snapshot_file_writer *w, const struct gmem *gm,
 	return snapshot_file__end_section(w);
 }
 
-static int save_devices(struct vm *vm, struct snapshot_file_writer *w)
-{
-	int ret = serial__save(&vm->serial, w);
-
-	if (!ret)
-		ret = i8042__save(&vm->i8042, w);
-	for (unsigned int i = 0; !ret && i < vm->nr_blks; i++)
-		ret = virtio_blk__save(vm->blks[i], w);
-	for (unsigned int i = 0; !ret && i < vm->nr_nets; i++)
-		ret = virtio_net__save(vm->nets[i], w);
-	if (!ret && vm->vsock)
-		ret = virtio_vsock__save(vm->vsock, w);
-	return ret;
-}
-
 static int save_state(struct vm *vm, const struct vm_config *cfg, struct snapshot_file_writer *w)
 {
 	char *json = config__to_json(cfg);
@@ -155,7 +137,7 @@ static int save_state(struct vm *vm, const struct vm_config *cfg, struct snapsho
 	/* the devices first: virtio-blk completes its requests in flight, and the interrupts
 	 * that raises are then in the irqchip state saved after it */
 	if (!ret)
-		ret = save_devices(vm, w);
+		ret = vm__save_devices(vm, w);
 	if (!ret)
 		ret = snapshot_kvm__save_vm(vm, w);
 	for (uint32_t i = 0; !ret && i < vm->nr_vcpus; i++)
@@ -325,21 +307,6 @@ static int check_regions(const struct vm *vm, const struct layout *l)
 	return 0;
 }
 
-static int restore_devices(struct vm *vm, const struct snapshot_file_reader *r)
-{
-	int ret = serial__restore(&vm->serial, r);
-
-	if (!ret)
-		ret = i8042__restore(&vm->i8042, r);
-	for (unsigned int i = 0; !ret && i < vm->nr_blks; i++)
-		ret = virtio_blk__restore(vm->blks[i], r);
-	for (unsigned int i = 0; !ret && i < vm->nr_nets; i++)
-		ret = virtio_net__restore(vm->nets[i], r);
-	if (!ret && vm->vsock)
-		ret = virtio_vsock__restore(vm->vsock, r);
-	return ret;
-}
-
 #define SWAP(a, b)                                                                                 \
 	do {                                                                                       \
 		__typeof__(a) t_ = (a);                                                            \
@@ -409,7 +376,7 @@ int snapshot__load(struct vm *vm, struct vm_config *cfg, const struct vm_options
 		for (uint32_t i = 0; !ret && i < vm->nr_vcpus; i++)
 			ret = snapshot_kvm__restore_vcpu(&vm->vcpus[i], &vm->kvm, &r);
 		if (!ret)
-			ret = restore_devices(vm, &r);
+			ret = vm__restore_devices(vm, &r);
 		if (ret)
 			vm__destroy(vm);
 	}

@@ -674,3 +674,35 @@ void vm__destroy(struct vm *vm)
 	kvm__close(&vm->kvm);
 	close_fd(&vm->stop_evt);
 }
+
+/* ---- snapshots: every device's state, through its own save and restore ---- */
+
+int vm__save_devices(struct vm *vm, struct snapshot_file_writer *w)
+{
+	int ret = serial__save(&vm->serial, w);
+
+	if (!ret)
+		ret = i8042__save(&vm->i8042, w);
+	for (unsigned int i = 0; !ret && i < vm->nr_blks; i++)
+		ret = virtio_blk__save(vm->blks[i], w);
+	for (unsigned int i = 0; !ret && i < vm->nr_nets; i++)
+		ret = virtio_net__save(vm->nets[i], w);
+	if (!ret && vm->vsock)
+		ret = virtio_vsock__save(vm->vsock, w);
+	return ret;
+}
+
+int vm__restore_devices(struct vm *vm, const struct snapshot_file_reader *r)
+{
+	int ret = serial__restore(&vm->serial, r);
+
+	if (!ret)
+		ret = i8042__restore(&vm->i8042, r);
+	for (unsigned int i = 0; !ret && i < vm->nr_blks; i++)
+		ret = virtio_blk__restore(vm->blks[i], r);
+	for (unsigned int i = 0; !ret && i < vm->nr_nets; i++)
+		ret = virtio_net__restore(vm->nets[i], r);
+	if (!ret && vm->vsock)
+		ret = virtio_vsock__restore(vm->vsock, r);
+	return ret;
+}

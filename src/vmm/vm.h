@@ -120,6 +120,11 @@ int vm__create_restored(struct vm *vm, const struct vm_config *cfg,
  * 0 or -errno with error__set().
  */
 int vm__get_dirty_log(struct vm *vm, unsigned int region, uint64_t *bitmap);
+struct snapshot_file_writer;
+struct snapshot_file_reader;
+/* Every device's state into a snapshot, and back (snapshot.c calls them). 0 or -errno. */
+int vm__save_devices(struct vm *vm, struct snapshot_file_writer *w);
+int vm__restore_devices(struct vm *vm, const struct snapshot_file_reader *r);
 /* Starts one thread per vCPU. */
 int vm__start(struct vm *vm);
 /* Records why the VM stops (first caller wins) and wakes the VMM thread. */
