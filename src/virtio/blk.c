@@ -189,6 +189,7 @@ static void count(struct virtio_blk *b, const struct blk_request *r, uint8_t sta
 static void complete(struct virtio_blk *b, struct blk_slot *s, uint8_t status, uint32_t written)
 {
 	*s->req.status = status;
+	gmem__mark_dirty(b->t.gm, s->req.status, 1);
 	count(b, &s->req, status);
 	if (virtq__push(&b->t.queues[0], s->req.head, written + 1))
 		virtio_mmio__needs_reset(&b->t, "used ring outside guest RAM");

@@ -165,5 +165,8 @@ int blk_request__parse(const struct gmem *gm, const struct vq_chain *c, uint64_t
 			       wr < VIRTIO_BLK_ID_BYTES ? wr : VIRTIO_BLK_ID_BYTES, r);
 	else if (r->kind == BLK_REQ_OUT)
 		ret = map_data(gm, c, 0, nr_read, BLK_HDR_BYTES, rd, r);
+	/* for Diff snapshots: what the device will write (it completes before any snapshot) */
+	if (!ret && (r->kind == BLK_REQ_IN || r->kind == BLK_REQ_GET_ID))
+		gmem__mark_dirty_iov(gm, r->iov, r->niov, r->len);
 	return ret;
 }

@@ -360,6 +360,8 @@ static enum rx_step rx_deliver(struct virtio_net *n, bool *used)
 		virtio_net__rx_write(&n->rx, 0, n->bounce, n->held_len);
 	k = virtio_net__rx_split(&n->rx, n->held_len, lens);
 	rx_fix_header(n, k);
+	/* the frame is in guest memory now (for Diff snapshots) */
+	gmem__mark_dirty_iov(n->t.gm, &n->rx.iov[n->rx.iov_first], n->rx.iov_nr, n->held_len);
 	n->held = NET_RX_HELD_NONE;
 	if (rx_push(n, lens, k)) {
 		virtio_mmio__needs_reset(&n->t, "an RX frame over more chains than the queue has");

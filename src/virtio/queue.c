@@ -87,6 +87,7 @@ static int store16(const struct virtq *q, uint64_t base, uint64_t off, uint16_t 
 	if (!p)
 		return -EINVAL;
 	__atomic_store_n(p, htole16(v), __ATOMIC_RELAXED);
+	gmem__mark_dirty(q->gm, p, sizeof(*p));
 	return 0;
 }
 
@@ -97,6 +98,7 @@ static int store32(const struct virtq *q, uint64_t base, uint64_t off, uint32_t 
 	if (!p)
 		return -EINVAL;
 	__atomic_store_n(p, htole32(v), __ATOMIC_RELAXED);
+	gmem__mark_dirty(q->gm, p, sizeof(*p));
 	return 0;
 }
 

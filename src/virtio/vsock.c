@@ -87,6 +87,18 @@ static int chain_hdr(const struct gmem *gm, const struct vq_chain *c, bool writa
 	return 0;
 }
 
+/* For Diff snapshots: the first len writable bytes of c are written (0 or -EFAULT). */
+static int mark_written(const struct gmem *gm, const struct vq_chain *c, uint64_t len)
+{
+	struct iovec iov[VIRTQ_CHAIN_MAX];
+	int n = chain_iov(gm, c, true, 0, len, iov, VIRTQ_CHAIN_MAX);
+
+	if (n < 0)
+		return n;
+	gmem__mark_dirty_iov(gm, iov, (unsigned int)n, len);
+	return 0;
+}
+
 /* ---- the rx queue: packets for the guest ---- */
 
 static void put_rx_packet(struct virtio_vsock *v, const struct vsock_hdr *h, uint32_t len)
@@ -96,6 +108,7 @@ static void put_rx_packet(struct virtio_vsock *v, const struct vsock_hdr *h, uin
 	vsock_packet__encode(h, raw);
 	v->rx_held = false;
 	if (chain_hdr(v->t.gm, &v->rx_chain, true, raw) ||
+	    mark_written(v->t.gm, &v->rx_chain, VSOCK_HDR_BYTES + (uint64_t)len) ||
 	    virtq__push(&v->t.queues[VSOCK_RXQ], v->rx_chain.head, VSOCK_HDR_BYTES + len)) {
 		v->m.rx_queue_event_fails++;
 		virtio_mmio__needs_reset(&v->t, "rx ring outside guest RAM");
@@ -597,6 +610,8 @@ static int put_reset_event(struct virtio_vsock *v)
 	n = chain_iov(v->t.gm, c, true, 0, VSOCK_EVENT_BYTES, iov, VSOCK_EVENT_BYTES);
 	for (int i = 0, off = 0; i < n; off += (int)iov[i].iov_len, i++)
 		memcpy(iov[i].iov_base, ev + off, iov[i].iov_len);
+	if (n > 0)
+		gmem__mark_dirty_iov(v->t.gm, iov, (unsigned int)n, VSOCK_EVENT_BYTES);
 	if (n < 0)
 		v->m.ev_queue_event_fails++;
 	if (virtq__push(q, c->head, n < 0 ? 0 : VSOCK_EVENT_BYTES))

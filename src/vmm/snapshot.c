@@ -34,31 +34,46 @@ static bool zero_page(const uint8_t *p)
 	return !memcmp(p, zero, PAGE);
 }
 
-/* Region after region; all-zero pages are left as holes (the file is sparse). */
-static int write_memory(int fd, const struct gmem *gm, const char *path)
+/* Which pages of each region go into the file: all but the zero ones (Full), or the dirty. */
+struct page_plan {
+	enum snapshot_type type;
+	uint64_t *dirty[GMEM_MAX_REGIONS]; /* Diff: a bit per page, KVM's log and Ember's own */
+};
+
+static bool take_page(const struct page_plan *plan, unsigned int region, const uint8_t *host,
+		      uint64_t pg)
+{
+	if (plan->type == SNAPSHOT_TYPE_DIFF) /* a dirty zero page is data too: it was not zero */
+		return plan->dirty[region][pg / 64] & (1ULL << (pg % 64));
+	return !zero_page(host + pg * PAGE);
+}
+
+/* Region after region, the pages the plan takes; the others are holes (the file is sparse). */
+static int write_memory(int fd, const struct gmem *gm, const struct page_plan *plan,
+			const char *path)
 {
 	uint64_t off = 0;
 
 	for (unsigned int i = 0; i < gm->nr_regions; i++) {
 		const struct gmem_region *r = &gm->regions[i];
+		uint64_t pages = r->size / PAGE;
 
-		for (uint64_t pos = 0; pos < r->size;) {
+		for (uint64_t pg = 0; pg < pages;) {
 			uint64_t n = 0;
 			ssize_t w;
 
-			while (pos + n < r->size && zero_page(r->host + pos + n))
-				n += PAGE;
-			pos += n;
-			n = 0;
-			while (pos + n < r->size && n < (64ULL << 20) && !zero_page(r->host + pos + n))
-				n += PAGE;
+			while (pg < pages && !take_page(plan, i, r->host, pg))
+				pg++;
+			while (pg + n < pages && n < (64ULL << 20) / PAGE &&
+			       take_page(plan, i, r->host, pg + n))
+				n++;
 			if (!n)
 				continue;
-			w = pwrite(fd, r->host + pos, n, (off_t)(off + pos));
-			if (w != (ssize_t)n)
+			w = pwrite(fd, r->host + pg * PAGE, n * PAGE, (off_t)(off + pg * PAGE));
+			if (w != (ssize_t)(n * PAGE))
 				return error__set(w < 0 ? -errno : -EIO, "memory file %s: %s", path,
 						  w < 0 ? strerror(errno) : "short write");
-			pos += n;
+			pg += n;
 		}
 		off += r->size;
 	}
@@ -68,7 +83,7 @@ static int write_memory(int fd, const struct gmem *gm, const char *path)
 }
 
 /* Durably: a temporary file beside path, fsync, rename, fsync of the directory. */
-static int save_memory(const struct gmem *gm, const char *path)
+static int save_memory(const struct gmem *gm, const struct page_plan *plan, const char *path)
 {
 	char tmp[SNAPSHOT_PATH_MAX + 16], dir[SNAPSHOT_PATH_MAX];
 	int fd, dfd, ret;
@@ -78,7 +93,7 @@ static int save_memory(const struct gmem *gm, const char *path)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return error__set(-errno, "memory file %s: %s", tmp, strerror(errno));
-	ret = write_memory(fd, gm, path);
+	ret = write_memory(fd, gm, plan, path);
 	if (!ret && fsync(fd))
 		ret = error__set(-errno, "memory file %s: fsync: %s", tmp, strerror(errno));
 	close(fd);
@@ -95,6 +110,48 @@ static int save_memory(const struct gmem *gm, const char *path)
 		close(dfd);
 	}
 	return 0;
+}
+
+static void free_plan(struct page_plan *plan)
+{
+	for (unsigned int i = 0; i < GMEM_MAX_REGIONS; i++) {
+		free(plan->dirty[i]);
+		plan->dirty[i] = NULL;
+	}
+}
+
+/*
+ * With dirty-page tracking: every page written since the last snapshot (or the restore),
+ * by the guest (KVM's log) or by Ember (memory.h), collected and cleared - for a Diff the
+ * pages it holds, for a Full the start of the next Diff.
+ */
+static int collect_dirty(struct vm *vm, struct page_plan *plan)
+{
+	for (unsigned int i = 0; i < vm->gmem.nr_regions; i++) {
+		int ret;
+
+		plan->dirty[i] = calloc(memory__bitmap_words(vm->gmem.regions[i].size),
+					sizeof(uint64_t));
+		if (!plan->dirty[i])
+			return error__set(-ENOMEM, "out of memory for the dirty-page bitmap");
+		ret = vm__get_dirty_log(vm, i, plan->dirty[i]);
+		memory__take_dirty(&vm->gmem, i, plan->dirty[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* A Diff that failed: its pages are dirty still, for the next one. */
+static void give_back_dirty(struct vm *vm, const struct page_plan *plan)
+{
+	for (unsigned int i = 0; i < vm->gmem.nr_regions; i++) {
+		const struct gmem_region *r = &vm->gmem.regions[i];
+
+		for (uint64_t w = 0; plan->dirty[i] && r->dirty && w < memory__bitmap_words(r->size);
+		     w++)
+			__atomic_fetch_or(&r->dirty[w], plan->dirty[i][w], __ATOMIC_RELAXED);
+	}
 }
 
 /* ---- the state file ---- */
@@ -121,7 +178,8 @@ static int save_layout(struct snapshot_file_writer *w, const struct gmem *gm,
 	return snapshot_file__end_section(w);
 }
 
-static int save_state(struct vm *vm, const struct vm_config *cfg, struct snapshot_file_writer *w)
+static int save_state(struct vm *vm, const struct vm_config *cfg, enum snapshot_type type,
+		      struct snapshot_file_writer *w)
 {
 	char *json = config__to_json(cfg);
 	int ret;
@@ -133,7 +191,7 @@ static int save_state(struct vm *vm, const struct vm_config *cfg, struct snapsho
 	free(json);
 	ret = snapshot_file__end_section(w);
 	if (!ret)
-		ret = save_layout(w, &vm->gmem, SNAPSHOT_TYPE_FULL);
+		ret = save_layout(w, &vm->gmem, type);
 	/* the devices first: virtio-blk completes its requests in flight, and the interrupts
 	 * that raises are then in the irqchip state saved after it */
 	if (!ret)
@@ -146,28 +204,42 @@ static int save_state(struct vm *vm, const struct vm_config *cfg, struct snapsho
 }
 
 int snapshot__create(struct vm *vm, const struct vm_config *cfg,
-		     const struct snapshot_create_params *p)
+		     const struct snapshot_create_params *p, bool *has_base)
 {
+	struct page_plan plan = { .type = p->type };
 	struct snapshot_file_writer w;
 	char cpu[SNAPSHOT_FILE_STR_MAX + 1];
 	const uint8_t *data;
 	size_t len;
 	int ret;
 
-	if (p->type != SNAPSHOT_TYPE_FULL)
-		return error__set(-EOPNOTSUPP, "snapshot_type Diff: not supported yet (only Full)");
+	if (p->type == SNAPSHOT_TYPE_DIFF && !cfg->machine.track_dirty_pages)
+		return error__set(-EINVAL, "a Diff snapshot needs dirty-page tracking: set "
+				  "track_dirty_pages in machine-config (or at snapshot/load)");
+	if (p->type == SNAPSHOT_TYPE_DIFF && !*has_base)
+		return error__set(-EINVAL, "a Diff snapshot holds the pages changed since the last "
+				  "snapshot: take a Full one first (or load one with "
+				  "track_dirty_pages)");
 	snapshot_file__host_cpu_model(cpu, sizeof(cpu));
 	ret = snapshot_file__writer_init(&w, NULL, cpu);
 	if (ret)
 		return ret;
-	ret = save_state(vm, cfg, &w);
+	ret = save_state(vm, cfg, p->type, &w);
 	if (!ret)
 		ret = snapshot_file__finish(&w, &data, &len);
+	/* after the devices' save: blk's requests in flight have landed in guest memory */
+	if (!ret && cfg->machine.track_dirty_pages)
+		ret = collect_dirty(vm, &plan);
 	/* the memory first: a state file is never there without its memory */
 	if (!ret)
-		ret = save_memory(&vm->gmem, p->mem_file_path);
+		ret = save_memory(&vm->gmem, &plan, p->mem_file_path);
 	if (!ret)
 		ret = snapshot_file__write(p->snapshot_path, data, len);
+	if (ret && p->type == SNAPSHOT_TYPE_DIFF)
+		give_back_dirty(vm, &plan);
+	if (!ret && cfg->machine.track_dirty_pages)
+		*has_base = true;
+	free_plan(&plan);
 	snapshot_file__writer_free(&w);
 	return ret;
 }
@@ -200,7 +272,7 @@ static int read_layout(const struct snapshot_file_reader *r, struct layout *l)
 		ret = snapshot_file__get_u32(&c, &l->nr);
 	if (ret)
 		return ret;
-	if (page != PAGE || type != SNAPSHOT_TYPE_FULL || !l->nr || l->nr > GMEM_MAX_REGIONS)
+	if (page != PAGE || type > SNAPSHOT_TYPE_DIFF || !l->nr || l->nr > GMEM_MAX_REGIONS)
 		return error__set(-EINVAL, "the snapshot's memory layout is not one this Ember "
 				  "restores (page %llu, type %u, %u regions)",
 				  (unsigned long long)page, type, l->nr);

@@ -55,10 +55,14 @@ struct vm_options;
 /*
  * Writes the paused vm (configured by cfg) to p's files: the memory file first, then the
  * state file, each durably (a temporary file, fsync, rename), so that a state file is never
- * there without its memory. 0 or -errno with error__set().
+ * there without its memory. A Full memory file holds all of guest memory (zero pages as
+ * holes); a Diff one, as large, only the pages written since the last snapshot or restore
+ * (needs track_dirty_pages and *has_base: a Full snapshot taken, or one loaded, since). With
+ * track_dirty_pages, every snapshot clears the dirty log and sets *has_base. 0 or -errno
+ * with error__set().
  */
 int snapshot__create(struct vm *vm, const struct vm_config *cfg,
-		     const struct snapshot_create_params *p);
+		     const struct snapshot_create_params *p, bool *has_base);
 /*
  * Makes vm again from p's state file and memory file. *cfg is the running Ember's config
  * (a fresh one: no boot source, drives, interfaces or vsock) and becomes the snapshot's,

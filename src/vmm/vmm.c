@@ -393,6 +393,7 @@ int vmm__load_snapshot(struct vmm *v, const struct snapshot_load_params *p)
 		return ret;
 	}
 	v->state = p->resume_vm ? INSTANCE_RUNNING : INSTANCE_PAUSED;
+	v->diff_base = p->track_dirty_pages; /* the loaded memory is the next Diff's base */
 	v->lat.load_snapshot = log__wall_us_since_start() - t0;
 	return 0;
 }
@@ -405,7 +406,7 @@ int vmm__create_snapshot(struct vmm *v, const struct snapshot_create_params *p)
 	if (v->state != INSTANCE_PAUSED)
 		return error__set(-EINVAL, "a snapshot is taken only while the microVM is paused "
 				  "(PATCH /vm {\"state\": \"Paused\"})");
-	ret = snapshot__create(&v->vm, &v->cfg, p);
+	ret = snapshot__create(&v->vm, &v->cfg, p, &v->diff_base);
 	if (!ret)
 		v->lat.full_create_snapshot = log__wall_us_since_start() - t0;
 	return ret;

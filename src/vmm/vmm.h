@@ -42,6 +42,7 @@ struct vmm {
 	struct vm_options opts;
 	struct vm vm;
 	bool vm_created;
+	bool diff_base; /* a snapshot taken or loaded while tracking dirty pages: Diffs may follow */
 	enum instance_state state;
 	bool api; /* driven by the API: without a VM, wait for actions */
 

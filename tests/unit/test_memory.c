@@ -6,10 +6,12 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #include <cmocka.h>
 
@@ -327,6 +329,54 @@ static void e820_max(void **state)
 	assert_int_equal(boot_x86__e820(&gm, e, 4), 0);
 }
 
+/* ---- the pages Ember writes, for Diff snapshots ---- */
+
+static bool bit(const uint64_t *bm, uint64_t pg)
+{
+	return bm[pg / 64] & (1ULL << (pg % 64));
+}
+
+static void dirty_tracking(void **state)
+{
+	struct gmem gm;
+	uint64_t bm[2][(64 * MIB / 4096 + 63) / 64];
+	struct iovec iov[2];
+	uint8_t *p;
+
+	(void)state;
+	assert_int_equal(memory__map(&gm, 64 * MIB), 0);
+	/* not tracking: nothing recorded, nothing breaks */
+	gmem__mark_dirty(&gm, gm.regions[0].host, 4096);
+	assert_int_equal(memory__track_dirty(&gm), 0);
+	memset(bm, 0, sizeof(bm));
+	memory__take_dirty(&gm, 0, bm[0]);
+	for (size_t w = 0; w < ARRAY_SIZE(bm[0]); w++)
+		assert_int_equal(bm[0][w], 0);
+	/* one byte, a write across a page boundary, gmem__write, an iovec list cut at len */
+	p = gmem__ptr(&gm, 5 * 4096 + 7, 1);
+	gmem__mark_dirty(&gm, p, 1);
+	gmem__mark_dirty(&gm, gmem__ptr(&gm, 9 * 4096 - 2, 4), 4);
+	assert_int_equal(gmem__write(&gm, 20 * 4096, "x", 1), 0);
+	iov[0] = (struct iovec){ gmem__ptr(&gm, 30 * 4096, 4096), 4096 };
+	iov[1] = (struct iovec){ gmem__ptr(&gm, 40 * 4096, 8192), 8192 };
+	gmem__mark_dirty_iov(&gm, iov, 2, 4096 + 10); /* only the first page of iov[1] */
+	/* a pointer outside guest memory, a length past its end: ignored */
+	gmem__mark_dirty(&gm, bm, 8);
+	gmem__mark_dirty(&gm, gm.regions[0].host + 64 * MIB - 4096, 8192);
+	memory__take_dirty(&gm, 0, bm[0]);
+	for (uint64_t pg = 0; pg < 64 * MIB / 4096; pg++) {
+		bool want = pg == 5 || pg == 8 || pg == 9 || pg == 20 || pg == 30 || pg == 40;
+
+		assert_int_equal(bit(bm[0], pg), want);
+	}
+	/* taking clears */
+	memory__take_dirty(&gm, 0, bm[1]);
+	for (size_t w = 0; w < ARRAY_SIZE(bm[1]); w++)
+		assert_int_equal(bm[1][w], 0);
+	memory__unmap(&gm);
+	assert_null(gm.regions[0].dirty);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,6 +389,7 @@ int main(void)
 		cmocka_unit_test(map_and_unmap),
 		cmocka_unit_test(e820_layouts),
 		cmocka_unit_test(e820_max),
+		cmocka_unit_test(dirty_tracking),
 	};
 
 	return cmocka_run_group_tests_name("memory", tests, NULL, NULL);
