@@ -183,12 +183,60 @@ static int parse_overrides(const cJSON *root, struct snapshot_load_params *p)
 	return ret;
 }
 
+/*
+ * Ember's own (docs/snapshot.md, "Working-set prefetch"): "prefetch": {"working_set_path"}
+ * and "record_working_set": {"path", "duration_ms"}, for the File backend.
+ */
+static int parse_working_set(const cJSON *root, struct snapshot_load_params *p)
+{
+	static const char *const pfields[] = { "working_set_path" };
+	static const char *const rfields[] = { "path", "duration_ms" };
+	const cJSON *pf = cJSON_GetObjectItemCaseSensitive(root, "prefetch");
+	const cJSON *rec = cJSON_GetObjectItemCaseSensitive(root, "record_working_set"), *ms;
+	int ret = 0;
+
+	if (pf && !cJSON_IsNull(pf)) {
+		ret = only(pf, "snapshot/load.prefetch", pfields, 1);
+		if (!ret)
+			ret = string_field(pf, "snapshot/load.prefetch", "working_set_path",
+					   p->prefetch_path, sizeof(p->prefetch_path), true);
+		if (ret)
+			return ret;
+		p->has_prefetch = true;
+	}
+	if (rec && !cJSON_IsNull(rec)) {
+		ret = only(rec, "snapshot/load.record_working_set", rfields, 2);
+		if (!ret)
+			ret = string_field(rec, "snapshot/load.record_working_set", "path",
+					   p->record_path, sizeof(p->record_path), true);
+		if (ret)
+			return ret;
+		p->record_ms = 1000;
+		ms = cJSON_GetObjectItemCaseSensitive(rec, "duration_ms");
+		if (ms && !cJSON_IsNull(ms)) {
+			if (!cJSON_IsNumber(ms) || ms->valuedouble != (double)(int)ms->valuedouble ||
+			    ms->valuedouble < 1 || ms->valuedouble > 600000)
+				return error__set(-EINVAL, "snapshot/load.record_working_set.duration_ms:"
+						  " must be a whole number of milliseconds, 1 to "
+						  "600000");
+			p->record_ms = (uint32_t)ms->valuedouble;
+		}
+		p->has_record = true;
+	}
+	if ((p->has_prefetch || p->has_record) && p->backend != SNAPSHOT_BACKEND_FILE)
+		return error__set(-EINVAL, "snapshot/load: prefetch and record_working_set are for "
+				  "the File backend; with Uffd the handler does both "
+				  "(ember-uffd-handler --prefetch, --record)");
+	return 0;
+}
+
 static int parse_load(const cJSON *root, struct snapshot_load_params *p)
 {
 	static const char *const fields[] = { "snapshot_path",	   "mem_backend",
 					      "mem_file_path",	   "enable_diff_snapshots",
 					      "track_dirty_pages", "resume_vm",
-					      "network_overrides", "vsock_override" };
+					      "network_overrides", "vsock_override",
+					      "prefetch",	   "record_working_set" };
 	bool diff = false;
 	int ret = only(root, "snapshot/load", fields, sizeof(fields) / sizeof(fields[0]));
 
@@ -206,6 +254,8 @@ static int parse_load(const cJSON *root, struct snapshot_load_params *p)
 	p->track_dirty_pages = p->track_dirty_pages || diff; /* the old name */
 	if (!ret)
 		ret = parse_overrides(root, p);
+	if (!ret)
+		ret = parse_working_set(root, p);
 	return ret;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "vmm/layout.h"
 #include "vmm/log.h"
@@ -192,4 +193,7 @@ void memory__unmap(struct gmem *gm)
 		free(gm->regions[i].dirty);
 		gm->regions[i].dirty = NULL;
 	}
+	if (gm->has_uffd)
+		close(gm->uffd);
+	gm->has_uffd = false;
 }

@@ -28,6 +28,9 @@ struct gmem {
 	unsigned int nr_regions;
 	struct gmem_region regions[GMEM_MAX_REGIONS];
 	uint64_t ram_size; /* total bytes of RAM, over all regions */
+	/* restored with the Uffd backend: the userfaultfd its handler fills pages through */
+	bool has_uffd;
+	int uffd;
 };
 
 /*

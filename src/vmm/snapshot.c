@@ -16,9 +16,11 @@
 
 #include "api/config.h"
 #include "vmm/log.h"
+#include "vmm/prefetch.h"
 #include "vmm/snapshot.h"
 #include "vmm/snapshot_file.h"
 #include "vmm/snapshot_kvm.h"
+#include "vmm/snapshot_uffd.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -333,36 +335,42 @@ static int apply_overrides(struct vm_config *cfg, const struct snapshot_load_par
 	return 0;
 }
 
-/* The memory file, checked against the layout: large enough for every region. */
-static int open_memory(const struct snapshot_load_params *p, const struct layout *l,
-		       const struct vm_config *cfg, int *fd)
+/* The memory file, checked against the layout, mapped copy-on-write. */
+static int map_file(const struct snapshot_load_params *p, const struct layout *l,
+		    struct gmem *mem)
 {
 	struct stat st;
 	uint64_t need = 0;
+	int fd, ret;
 
-	if (p->backend != SNAPSHOT_BACKEND_FILE)
-		return error__set(-EOPNOTSUPP, "mem_backend Uffd: not supported yet (only File)");
-	if (l->total != cfg->machine.mem_size_mib << 20)
-		return error__set(-EINVAL, "the snapshot's memory is %llu bytes, its machine-config "
-				  "says %llu MiB", (unsigned long long)l->total,
-				  (unsigned long long)cfg->machine.mem_size_mib);
 	for (uint32_t i = 0; i < l->nr; i++) {
 		if (l->offset[i] + l->size[i] > need)
 			need = l->offset[i] + l->size[i];
 	}
-	*fd = open(p->backend_path, O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
+	fd = open(p->backend_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return error__set(-errno, "memory file %s: %s", p->backend_path, strerror(errno));
-	if (fstat(*fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != need) {
-		int ret = error__set(-EINVAL, "memory file %s: %llu bytes, the snapshot's memory "
-				     "is %llu", p->backend_path,
-				     (unsigned long long)st.st_size, (unsigned long long)need);
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != need)
+		ret = error__set(-EINVAL, "memory file %s: %llu bytes, the snapshot's memory "
+				 "is %llu", p->backend_path, (unsigned long long)st.st_size,
+				 (unsigned long long)need);
+	else
+		ret = memory__map_file(mem, l->total, fd, l->offset);
+	close(fd); /* the mappings keep the file */
+	return ret;
+}
 
-		close(*fd);
-		*fd = -1;
-		return ret;
-	}
-	return 0;
+/* Guest memory for the restore, from the memory file or through the uffd handler. */
+static int map_memory(const struct snapshot_load_params *p, const struct layout *l,
+		      const struct vm_config *cfg, struct gmem *mem)
+{
+	if (l->total != cfg->machine.mem_size_mib << 20)
+		return error__set(-EINVAL, "the snapshot's memory is %llu bytes, its machine-config "
+				  "says %llu MiB", (unsigned long long)l->total,
+				  (unsigned long long)cfg->machine.mem_size_mib);
+	if (p->backend == SNAPSHOT_BACKEND_UFFD)
+		return snapshot_uffd__map(mem, l->total, l->offset, p->backend_path);
+	return map_file(p, l, mem);
 }
 
 /* The regions Ember lays out for cfg must be the snapshot's. */
@@ -415,14 +423,35 @@ static int make_config(const struct snapshot_file_reader *r, const struct vm_con
 	return ret;
 }
 
+/* The load's prefetch or working-set recording (File backend), if it asked for one. */
+static int start_working_set(struct vm *vm, const struct layout *l,
+			     const struct snapshot_load_params *p, struct prefetch *pf)
+{
+	int ret = 0;
+
+	pf->running = false;
+	if (p->has_prefetch)
+		ret = prefetch__start(pf, &vm->gmem, l->offset, l->total, p->prefetch_path);
+	if (ret) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", error__get());
+		return error__set(ret, "prefetch %s: %s", p->prefetch_path, why);
+	}
+	if (p->has_record && !p->has_prefetch)
+		ret = prefetch__start_record(pf, &vm->gmem, l->offset, l->total, p->record_path,
+					     p->record_ms);
+	return ret;
+}
+
 int snapshot__load(struct vm *vm, struct vm_config *cfg, const struct vm_options *opts,
-		   const struct snapshot_load_params *p)
+		   const struct snapshot_load_params *p, struct prefetch *pf)
 {
 	struct snapshot_file_reader r;
 	struct vm_config before = *cfg;
 	struct layout l;
 	struct gmem mem;
-	int fd = -1, ret;
+	int ret;
 
 	ret = snapshot_file__open_path(&r, p->snapshot_path);
 	if (ret)
@@ -434,11 +463,7 @@ int snapshot__load(struct vm *vm, struct vm_config *cfg, const struct vm_options
 		*cfg = before;
 		goto out;
 	}
-	ret = open_memory(p, &l, cfg, &fd);
-	if (!ret)
-		ret = memory__map_file(&mem, l.total, fd, l.offset);
-	if (fd >= 0)
-		close(fd); /* the mappings keep the file */
+	ret = map_memory(p, &l, cfg, &mem);
 	if (!ret)
 		ret = vm__create_restored(vm, cfg, opts, &mem);
 	if (!ret) {
@@ -449,6 +474,8 @@ int snapshot__load(struct vm *vm, struct vm_config *cfg, const struct vm_options
 			ret = snapshot_kvm__restore_vcpu(&vm->vcpus[i], &vm->kvm, &r);
 		if (!ret)
 			ret = vm__restore_devices(vm, &r);
+		if (!ret)
+			ret = start_working_set(vm, &l, p, pf);
 		if (ret)
 			vm__destroy(vm);
 	}

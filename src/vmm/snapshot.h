@@ -47,10 +47,18 @@ struct snapshot_load_params {
 	struct snapshot_net_override net[VM_MAX_NET_IFACES];
 	bool has_vsock_override;
 	char vsock_uds_path[SNAPSHOT_PATH_MAX];
+	/* Ember's own, File backend only (prefetch.h): a working set to prefetch, ... */
+	bool has_prefetch;
+	char prefetch_path[SNAPSHOT_PATH_MAX];
+	/* ... and one to record over the first record_ms after the load */
+	bool has_record;
+	char record_path[SNAPSHOT_PATH_MAX];
+	uint32_t record_ms;
 };
 
 struct vm;
 struct vm_options;
+struct prefetch;
 
 /*
  * Writes the paused vm (configured by cfg) to p's files: the memory file first, then the
@@ -68,9 +76,10 @@ int snapshot__create(struct vm *vm, const struct vm_config *cfg,
  * (a fresh one: no boot source, drives, interfaces or vsock) and becomes the snapshot's,
  * with p's overrides and *cfg's own logger, metrics and serial output (vm points into it:
  * keep it while vm lives). vm is created with every state restored and its vCPUs not
- * started. 0, or -errno with error__set(), vm not made and *cfg as it was.
+ * started; *pf runs p's prefetch or working-set recording, if any (prefetch__stop() it
+ * before vm goes). 0, or -errno with error__set(), vm not made and *cfg as it was.
  */
 int snapshot__load(struct vm *vm, struct vm_config *cfg, const struct vm_options *opts,
-		   const struct snapshot_load_params *p);
+		   const struct snapshot_load_params *p, struct prefetch *pf);
 
 #endif

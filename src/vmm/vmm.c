@@ -319,6 +319,7 @@ static void undo_start(struct vmm *v)
 		close(v->out_timer_h.fd);
 	v->out_timer_h.fd = -1;
 	restore_tty(v);
+	prefetch__stop(&v->prefetch);
 	vm__destroy(&v->vm);
 	v->vm_created = false;
 }
@@ -373,7 +374,7 @@ int vmm__load_snapshot(struct vmm *v, const struct snapshot_load_params *p)
 		return error__set(-EINVAL, "a snapshot loads only into a fresh Ember: this one has "
 				  "a boot source, drives, network interfaces or vsock configured");
 	v->opts.boot_timer_origin_us = 0;
-	ret = snapshot__load(&v->vm, &v->cfg, &v->opts, p);
+	ret = snapshot__load(&v->vm, &v->cfg, &v->opts, p, &v->prefetch);
 	if (ret)
 		return ret;
 	v->vm_created = true;
@@ -444,6 +445,7 @@ void vmm__destroy(struct vmm *v, bool for_exit)
 		close(v->metrics_fd);
 		v->metrics_fd = -1;
 	}
+	prefetch__stop(&v->prefetch);
 	if (v->vm_created) {
 		if (for_exit)
 			vm__destroy_for_exit(&v->vm);

@@ -15,6 +15,7 @@
 #include "vmm/event_loop.h"
 #include "vmm/mailbox.h"
 #include "vmm/metrics.h"
+#include "vmm/prefetch.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
@@ -42,6 +43,7 @@ struct vmm {
 	struct vm_options opts;
 	struct vm vm;
 	bool vm_created;
+	struct prefetch prefetch; /* a restore's working-set prefetch or recording */
 	bool diff_base; /* a snapshot taken or loaded while tracking dirty pages: Diffs may follow */
 	enum instance_state state;
 	bool api; /* driven by the API: without a VM, wait for actions */
