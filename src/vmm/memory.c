@@ -138,6 +138,7 @@ int memory__map_file(struct gmem *gm, uint64_t mem_bytes, int fd, const uint64_t
 	if (ret)
 		return error__set(ret, "guest memory size %llu bytes is invalid",
 				  (unsigned long long)mem_bytes);
+	gm->lazy = true;
 	for (unsigned int i = 0; i < gm->nr_regions; i++) {
 		struct gmem_region *r = &gm->regions[i];
 		void *p;

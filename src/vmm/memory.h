@@ -28,6 +28,11 @@ struct gmem {
 	unsigned int nr_regions;
 	struct gmem_region regions[GMEM_MAX_REGIONS];
 	uint64_t ram_size; /* total bytes of RAM, over all regions */
+	/*
+	 * Restored: a page not yet mapped in this process holds the snapshot's data (from the
+	 * memory file, or from the uffd handler), not zeros.
+	 */
+	bool lazy;
 	/* restored with the Uffd backend: the userfaultfd its handler fills pages through */
 	bool has_uffd;
 	int uffd;

@@ -123,6 +123,7 @@ int snapshot_uffd__map(struct gmem *gm, uint64_t mem_bytes, const uint64_t *offs
 	}
 	gm->uffd = uffd;
 	gm->has_uffd = true;
+	gm->lazy = true;
 	ret = register_regions(uffd, gm);
 	if (!ret) {
 		len = layout_json(gm, offsets, msg, sizeof(msg));

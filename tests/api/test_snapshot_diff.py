@@ -10,7 +10,7 @@ from pathlib import Path
 
 from test_snapshot import STEP, boot_counter, counts, load_body, settled_console
 
-MERGE = Path(os.environ.get("EMBER_TEST_MERGE", Path(__file__).resolve().parents[2] / "build" / "ember-snapshot-merge"))
+MERGE = Path(__file__).resolve().parents[2] / "build" / "ember-snapshot-merge"
 
 
 def create(vm, tmp_path, name, kind):
