@@ -217,10 +217,7 @@ int working_set__parse(const void *buf, size_t len, struct working_set *out)
 		return ret;
 	ws.memory_bytes = get_le(p + HDR_MEMORY_BYTES, 8);
 	ws.nr = (uint32_t)get_le(p + HDR_NR, 4);
-	/* checked before the allocation, so a hostile count cannot ask for much */
-	ret = check_memory_bytes(ws.memory_bytes);
-	if (ret)
-		return ret;
+	/* check_header() matched nr to len: the allocation is no larger than the file */
 	if (ws.nr) {
 		ws.ranges = calloc(ws.nr, sizeof(*ws.ranges));
 		if (!ws.ranges)

@@ -71,8 +71,8 @@ static int setup(void **state)
 	if (!low || !high)
 		return -1;
 	gm.nr_regions = 2;
-	gm.regions[0] = (struct gmem_region){ 0, LOW_SIZE, low };
-	gm.regions[1] = (struct gmem_region){ HIGH_GPA, HIGH_SIZE, high };
+	gm.regions[0] = (struct gmem_region){ .gpa = 0, .size = LOW_SIZE, .host = low };
+	gm.regions[1] = (struct gmem_region){ .gpa = HIGH_GPA, .size = HIGH_SIZE, .host = high };
 	gm.ram_size = LOW_SIZE + HIGH_SIZE;
 	return 0;
 }

@@ -527,8 +527,9 @@ static void einval_across_regions(void **state)
 	const struct gmem *saved = d.q.gm;
 
 	(void)state;
-	two.regions[0] = (struct gmem_region){ 0, 0x80000, d.fg.mem };
-	two.regions[1] = (struct gmem_region){ LAYOUT_MMIO_GAP_END, 0x10000, d.fg.mem + 0x80000 };
+	two.regions[0] = (struct gmem_region){ .gpa = 0, .size = 0x80000, .host = d.fg.mem };
+	two.regions[1] = (struct gmem_region){ .gpa = LAYOUT_MMIO_GAP_END, .size = 0x10000,
+						.host = d.fg.mem + 0x80000 };
 	d.q.gm = &two;
 	fake_gmem__set_desc(&d.fg, DESC, 0, LAYOUT_MMIO_GAP_END + 0x100, 0x1000, 0, 0);
 	publish(0);
