@@ -2,8 +2,10 @@
 #include "vmm/memory.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/memfd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -110,23 +112,136 @@ int memory__layout(struct gmem *gm, uint64_t mem_bytes)
 
 int memory__map(struct gmem *gm, uint64_t mem_bytes)
 {
-	int ret = memory__layout(gm, mem_bytes);
+	return memory__map_backed(gm, mem_bytes, NULL, false);
+}
+
+/* Anonymous memory at a 2 MiB boundary, so that THP can back it with whole huge pages. */
+static void *map_aligned(uint64_t size)
+{
+	uint64_t a = MEMORY_HUGE_2M_BYTES;
+	uint8_t *p = mmap(NULL, size + a, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint8_t *q;
+
+	if (p == MAP_FAILED)
+		return p;
+	q = (uint8_t *)(((uintptr_t)p + a - 1) & ~(uintptr_t)(a - 1));
+	if (q > p)
+		munmap(p, (size_t)(q - p));
+	munmap(q + size, (size_t)(p + a - q));
+	return q;
+}
+
+static long free_huge_pages(void)
+{
+	FILE *f = fopen("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "re");
+	long n = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		fclose(f);
+	}
+	return n;
+}
+
+static int huge_error(int err, uint64_t mem_bytes)
+{
+	long free_pages = free_huge_pages();
+
+	if (err != -ENOMEM && err != -EINVAL)
+		return error__set(err, "huge_pages 2M: cannot map %llu MiB of guest memory: %s",
+				  (unsigned long long)(mem_bytes >> 20), strerror(-err));
+	return error__set(-ENOMEM, "huge_pages 2M: the guest needs %llu huge pages of 2 MiB, "
+			  "the host has %ld free (reserve them first: echo N > "
+			  "/proc/sys/vm/nr_hugepages)",
+			  (unsigned long long)(mem_bytes / MEMORY_HUGE_2M_BYTES),
+			  free_pages < 0 ? 0 : free_pages);
+}
+
+/* The memfd of 2 MiB pages, reserved whole now: a shortage is an error here, not a SIGBUS. */
+static int huge_memfd(uint64_t mem_bytes)
+{
+	int fd = memfd_create("ember-guest-ram", MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB);
+
+	if (fd < 0)
+		return huge_error(-errno, mem_bytes);
+	if (ftruncate(fd, (off_t)mem_bytes)) {
+		int ret = huge_error(-errno, mem_bytes);
+
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static void *map_region(const struct gmem_region *r, enum memory_huge huge, int memfd,
+			uint64_t file_off, bool private)
+{
+	if (huge == MEMORY_HUGE_THP)
+		return map_aligned(r->size);
+	if (huge == MEMORY_HUGE_2M && private)
+		return mmap(NULL, r->size, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT), -1,
+			    0);
+	if (huge == MEMORY_HUGE_2M)
+		return mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd,
+			    (off_t)file_off);
+	return mmap(NULL, r->size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+}
+
+int memory__map_backed(struct gmem *gm, uint64_t mem_bytes, const struct memory_backing *b,
+		       bool private)
+{
+	enum memory_huge huge = b ? b->huge : MEMORY_HUGE_NONE;
+	int ret = memory__layout(gm, mem_bytes), memfd = -1;
+	uint64_t off = 0;
 
 	if (ret)
 		return error__set(ret, "guest memory size %llu bytes is invalid",
 				  (unsigned long long)mem_bytes);
+	if (huge == MEMORY_HUGE_2M && mem_bytes % MEMORY_HUGE_2M_BYTES)
+		return error__set(-EINVAL, "huge_pages 2M: mem_size_mib must be a multiple of 2");
+	if (huge == MEMORY_HUGE_2M && !private) {
+		memfd = huge_memfd(mem_bytes);
+		if (memfd < 0)
+			return memfd;
+	}
+	gm->huge_2m = huge == MEMORY_HUGE_2M;
 	for (unsigned int i = 0; i < gm->nr_regions; i++) {
 		struct gmem_region *r = &gm->regions[i];
-		void *p = mmap(NULL, r->size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		void *p = map_region(r, huge, memfd, off, private);
 
 		if (p == MAP_FAILED) {
 			ret = -errno;
 			memory__unmap(gm);
+			if (memfd >= 0)
+				close(memfd);
+			if (huge == MEMORY_HUGE_2M)
+				return huge_error(ret, mem_bytes);
 			return error__set(ret, "cannot map %llu MiB of guest memory: %s",
 					  (unsigned long long)(mem_bytes >> 20), strerror(-ret));
 		}
 		r->host = p;
+		off += r->size;
+		if (huge == MEMORY_HUGE_THP)
+			madvise(p, r->size, MADV_HUGEPAGE); /* advice: THP may be off on the host */
+	}
+	if (memfd >= 0)
+		close(memfd); /* the mappings keep it */
+	ret = b ? memory__advise(gm, b) : 0;
+	if (ret)
+		memory__unmap(gm);
+	return ret;
+}
+
+int memory__advise(struct gmem *gm, const struct memory_backing *b)
+{
+	for (unsigned int i = 0; b->ksm && i < gm->nr_regions; i++) {
+		if (madvise(gm->regions[i].host, gm->regions[i].size, MADV_MERGEABLE))
+			return error__set(-errno, "ksm: MADV_MERGEABLE: %s%s", strerror(errno),
+					  errno == EINVAL ? " (the host kernel has no KSM)" : "");
 	}
 	return 0;
 }

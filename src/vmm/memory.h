@@ -33,6 +33,8 @@ struct gmem {
 	 * memory file, or from the uffd handler), not zeros.
 	 */
 	bool lazy;
+	/* 2 MiB huge pages (hugetlbfs through a memfd): shared, so freed with MADV_REMOVE */
+	bool huge_2m;
 	/* restored with the Uffd backend: the userfaultfd its handler fills pages through */
 	bool has_uffd;
 	int uffd;
@@ -58,6 +60,20 @@ void gmem__mark_dirty_iov(const struct gmem *gm, const struct iovec *iov, unsign
 /* The end of the RAM region below the MMIO gap (the first region). */
 uint64_t gmem__low_end(const struct gmem *gm);
 
+/* How guest memory is backed (machine-config huge_pages and ksm). */
+enum memory_huge {
+	MEMORY_HUGE_NONE,
+	MEMORY_HUGE_2M,	 /* hugetlbfs pages, from a memfd (MFD_HUGETLB): reserved up front */
+	MEMORY_HUGE_THP, /* anonymous, 2 MiB aligned, MADV_HUGEPAGE */
+};
+
+struct memory_backing {
+	enum memory_huge huge;
+	bool ksm; /* MADV_MERGEABLE: the host's KSM may share identical pages */
+};
+
+#define MEMORY_HUGE_2M_BYTES (2ULL << 20)
+
 /*
  * Fills gm's regions for mem_bytes of RAM: one region from 0, split around the 32-bit MMIO
  * gap when RAM would reach into it. Maps nothing. -EINVAL for a size of 0 or not a
@@ -66,6 +82,16 @@ uint64_t gmem__low_end(const struct gmem *gm);
 int memory__layout(struct gmem *gm, uint64_t mem_bytes);
 /* Lays out and maps anonymous, MAP_NORESERVE memory for each region. 0 or -errno. */
 int memory__map(struct gmem *gm, uint64_t mem_bytes);
+/*
+ * The same, backed as b says (NULL: as memory__map()). 2M needs mem_bytes a multiple of
+ * 2 MiB and enough free huge pages on the host (the error says how many). With private,
+ * the 2 MiB pages are a private anonymous mapping (a restore's, filled through a uffd);
+ * otherwise a memfd's, shared. 0 or -errno with error__set().
+ */
+int memory__map_backed(struct gmem *gm, uint64_t mem_bytes, const struct memory_backing *b,
+		       bool private);
+/* Applies b's advice that suits any mapping (ksm) to gm's regions; 0 or -errno. */
+int memory__advise(struct gmem *gm, const struct memory_backing *b);
 /*
  * The same layout, each region mapped MAP_PRIVATE from fd at offsets[i] (page-aligned): a
  * restore's memory file, read lazily and copied on write. 0 or -errno with error__set().

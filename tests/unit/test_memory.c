@@ -17,6 +17,7 @@
 
 #include "vmm/boot_x86.h"
 #include "vmm/layout.h"
+#include "vmm/log.h"
 #include "vmm/memory.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -377,6 +378,42 @@ static void dirty_tracking(void **state)
 	assert_null(gm.regions[0].dirty);
 }
 
+/* ---- backings: THP, KSM, 2 MiB huge pages ---- */
+
+static void backing_thp_and_ksm(void **state)
+{
+	struct memory_backing b = { .huge = MEMORY_HUGE_THP, .ksm = true };
+	struct gmem gm;
+
+	(void)state;
+	assert_int_equal(memory__map_backed(&gm, 64 * MIB, &b, false), 0);
+	assert_int_equal((uintptr_t)gm.regions[0].host % MEMORY_HUGE_2M_BYTES, 0);
+	assert_false(gm.huge_2m);
+	memset(gm.regions[0].host, 0x5a, 64 * MIB); /* all of it is there to use */
+	memory__unmap(&gm);
+}
+
+static void backing_2m(void **state)
+{
+	struct memory_backing b = { .huge = MEMORY_HUGE_2M };
+	struct gmem gm;
+	int ret;
+
+	(void)state;
+	assert_int_equal(memory__map_backed(&gm, 3 * MIB, &b, false), -EINVAL);
+	assert_non_null(strstr(error__get(), "multiple of 2"));
+	ret = memory__map_backed(&gm, 64 * MIB, &b, false);
+	if (ret) { /* no huge pages reserved on this host: the error says how many it needs */
+		assert_int_equal(ret, -ENOMEM);
+		assert_non_null(strstr(error__get(), "needs 32 huge pages of 2 MiB"));
+		assert_non_null(strstr(error__get(), "nr_hugepages"));
+		return;
+	}
+	assert_true(gm.huge_2m);
+	memset(gm.regions[0].host, 0x5a, 64 * MIB);
+	memory__unmap(&gm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -390,6 +427,8 @@ int main(void)
 		cmocka_unit_test(e820_layouts),
 		cmocka_unit_test(e820_max),
 		cmocka_unit_test(dirty_tracking),
+		cmocka_unit_test(backing_thp_and_ksm),
+		cmocka_unit_test(backing_2m),
 	};
 
 	return cmocka_run_group_tests_name("memory", tests, NULL, NULL);
