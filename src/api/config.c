@@ -237,7 +237,7 @@ static const struct field top_fields[] = {
 	F_LIST("network-interfaces", CFG, net, nr_net, VM_MAX_NET_IFACES,
 	       &config_devices__net_section, config_devices__net_conflicts),
 	F_HAS_SECTION("vsock", CFG, vsock, has_vsock, &config_devices__vsock_section),
-	F_UNSUPPORTED("entropy"),
+	F_HAS_SECTION("entropy", CFG, entropy, has_entropy, &config_devices__entropy_section),
 	{ .name = "serial",
 	  .type = FIELD_SECTION,
 	  .offset = offsetof(CFG, serial),

@@ -46,6 +46,7 @@ enum config_body {
 	CONFIG_BODY_METRICS,		  /* PUT /metrics -> cfg->metrics, has_metrics */
 	CONFIG_BODY_SERIAL,		  /* PUT /serial -> cfg->serial */
 	CONFIG_BODY_VSOCK,		  /* PUT /vsock -> cfg->vsock, has_vsock */
+	CONFIG_BODY_ENTROPY,		  /* PUT /entropy -> cfg->entropy, has_entropy */
 };
 
 /*
@@ -93,7 +94,8 @@ int config__check_id(const char *what, const char *id);
 /*
  * JSON out (malloc'ed, NUL-terminated, compact), in Firecracker's shapes:
  * GET /machine-config, and GET /vm/config (the whole config: "boot-source",
- * "machine-config", "drives", "network-interfaces", "vsock", "logger", "metrics", ...).
+ * "machine-config", "drives", "network-interfaces", "vsock", "entropy", "logger",
+ * "metrics", ...).
  * NULL on ENOMEM.
  */
 char *config__machine_to_json(const struct machine_config *m);

@@ -3,9 +3,10 @@
  * The devices of Firecracker's config schema and the API requests that change the config
  * a part at a time.
  *
- * Devices: drives, network interfaces and vsock, with the rate limiters of drives and
- * interfaces, and the metrics sink. config.c uses these tables for the config file's
- * "drives", "network-interfaces", "vsock" and "metrics"; the lists of devices are walked
+ * Devices: drives, network interfaces, vsock and the entropy device, with the rate limiters
+ * of drives, interfaces and the entropy device, and the metrics sink. config.c uses these
+ * tables for the config file's "drives", "network-interfaces", "vsock", "entropy" and
+ * "metrics"; the lists of devices are walked
  * here. Firecracker's rules, as its API documents them: ids are 1 to 64 of [A-Za-z0-9_-];
  * at most one drive is the root device, and it is kept first (it becomes /dev/vda); no
  * two interfaces share a host_dev_name or a guest_mac; a token bucket with size 0 or
@@ -13,7 +14,7 @@
  * the buckets it gives and keeps the others.
  *
  * Requests: PUT and PATCH of one drive or interface, and config__apply_body() for the
- * bodies of /boot-source, /machine-config, /logger, /metrics, /serial and /vsock. Each
+ * bodies of /boot-source, /machine-config, /logger, /metrics, /serial, /vsock and /entropy. Each
  * parses into scratch space and changes the config only once the whole request is good.
  */
 #include <arpa/inet.h>
@@ -854,6 +855,27 @@ const struct section config_devices__metrics_section = {
 	SECTION_OF("metrics", struct metrics_config, metrics_fields),
 };
 
+/* ---- the entropy device ---- */
+
+static int check_entropy(void *obj, const char *path)
+{
+	struct entropy_config *e = obj;
+
+	(void)path;
+	e->has_rate_limiter = limits(&e->rate_limiter);
+	return 0;
+}
+
+static const struct field entropy_fields[] = {
+	F_HAS_SECTION("rate_limiter", struct entropy_config, rate_limiter, has_rate_limiter,
+		      &limiter_section),
+};
+
+const struct section config_devices__entropy_section = {
+	SECTION_OF("entropy", struct entropy_config, entropy_fields),
+	.check = check_entropy,
+};
+
 /* ---- PUT and PATCH of a whole section ---- */
 
 #define NO_HAS SIZE_MAX
@@ -879,6 +901,9 @@ static const struct body {
 				 NO_HAS },
 	[CONFIG_BODY_VSOCK] = { &config_devices__vsock_section, offsetof(struct vm_config, vsock),
 				offsetof(struct vm_config, has_vsock) },
+	[CONFIG_BODY_ENTROPY] = { &config_devices__entropy_section,
+				  offsetof(struct vm_config, entropy),
+				  offsetof(struct vm_config, has_entropy) },
 };
 
 /*

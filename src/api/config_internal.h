@@ -194,6 +194,7 @@ void config_devices__root_first(struct vm_config *cfg);
 extern const struct section config_devices__drive_section;
 extern const struct section config_devices__net_section;
 extern const struct section config_devices__vsock_section;
+extern const struct section config_devices__entropy_section;
 extern const struct section config_devices__metrics_section;
 
 #endif

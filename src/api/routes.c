@@ -26,6 +26,7 @@ enum route_id {
 	ROUTE_DRIVES,
 	ROUTE_NET,
 	ROUTE_VSOCK,
+	ROUTE_ENTROPY,
 	ROUTE_ACTIONS,
 	ROUTE_VM,
 	ROUTE_VM_CONFIG,
@@ -57,6 +58,7 @@ static const struct route routes[] = {
 	{ "/drives", true, M_PUT | M_PATCH, "PUT, PATCH", ROUTE_DRIVES },
 	{ "/network-interfaces", true, M_PUT | M_PATCH, "PUT, PATCH", ROUTE_NET },
 	{ "/vsock", false, M_PUT, "PUT", ROUTE_VSOCK },
+	{ "/entropy", false, M_PUT, "PUT", ROUTE_ENTROPY },
 	{ "/actions", false, M_PUT, "PUT", ROUTE_ACTIONS },
 	{ "/vm", false, M_PATCH, "PATCH", ROUTE_VM },
 	{ "/vm/config", false, M_GET, "GET", ROUTE_VM_CONFIG },
@@ -69,8 +71,8 @@ static const struct route routes[] = {
 
 /* Firecracker paths Ember does not serve yet: a 400 that says so, not a 404. */
 static const char *const not_yet[] = {
-	"/balloon", "/balloon/statistics", "/entropy",	       "/mmds",
-	"/mmds/config", "/cpu-config",	       "/hotplug/memory",
+	"/balloon", "/balloon/statistics", "/mmds", "/mmds/config", "/cpu-config",
+	"/hotplug/memory",
 };
 
 int routes__init(struct api_routes *r, struct mailbox *mb, const struct vm_config *cfg,
@@ -265,6 +267,10 @@ static int parse_into(struct vm_config *cfg, const struct http_request *req, enu
 	case ROUTE_VSOCK:
 		*res = VMM_RES_VSOCK;
 		return config__apply_body(cfg, CONFIG_BODY_VSOCK, req->body, req->body_len);
+	case ROUTE_ENTROPY:
+		/* a device built at InstanceStart, as vsock is (action.h has no entropy value) */
+		*res = VMM_RES_VSOCK;
+		return config__apply_body(cfg, CONFIG_BODY_ENTROPY, req->body, req->body_len);
 	case ROUTE_LOGGER:
 		*res = VMM_RES_LOGGER;
 		return config__apply_body(cfg, CONFIG_BODY_LOGGER, req->body, req->body_len);

@@ -43,6 +43,13 @@
 #define LAYOUT_VIRTIO_IRQ_FIRST 5
 #define LAYOUT_VIRTIO_IRQ_LAST 23
 
+/*
+ * The VM generation ID (vmgenid.h, docs/clone-safety.md): one read-only 4 KiB page, 1 MiB
+ * into the gap, far above the last virtio-mmio window (slot 18 ends at 0xd0014000).
+ */
+#define LAYOUT_VMGENID_ADDR (LAYOUT_MMIO_GAP_START + 0x100000ULL)
+#define LAYOUT_VMGENID_SIZE 0x1000ULL
+
 #define LAYOUT_IOAPIC_ADDR 0xfec00000ULL
 #define LAYOUT_LAPIC_ADDR 0xfee00000ULL
 #define LAYOUT_IDENTITY_MAP_ADDR 0xfffbc000ULL

@@ -16,6 +16,7 @@
 #include "vmm/log.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
+#include "virtio/rng.h"
 #include "virtio/vsock.h"
 #include "vmm/mptable.h"
 #include "vmm/vcpu.h"
@@ -138,6 +139,20 @@ static int open_serial_out(struct vm *vm)
 	return 0;
 }
 
+/* The VM generation ID page, always there; a restore gives it a new ID and generation. */
+static int setup_vmgenid(struct vm *vm)
+{
+	int ret = vmgenid__init(&vm->vmgenid);
+
+	if (ret)
+		return ret;
+	ret = bus__register(&vm->mmio, LAYOUT_VMGENID_ADDR, LAYOUT_VMGENID_SIZE, &vmgenid__ops,
+			    &vm->vmgenid, "vmgenid");
+	if (ret)
+		return error__set(ret, "cannot place the VM generation ID page");
+	return 0;
+}
+
 static int setup_legacy_devices(struct vm *vm)
 {
 	int ret = open_serial_out(vm);
@@ -179,7 +194,7 @@ static int setup_legacy_devices(struct vm *vm)
 	}
 	if (ret)
 		return error__set(ret, "cannot place the legacy devices");
-	return 0;
+	return setup_vmgenid(vm);
 }
 
 /*
@@ -218,14 +233,20 @@ uint32_t vm__device_irq(unsigned int slot)
 	return LAYOUT_VIRTIO_IRQ_FIRST + slot;
 }
 
-/* The virtio devices: the drives, the interfaces, the vsock, one slot each in that order. */
+/*
+ * The virtio devices: the drives, the interfaces, the vsock, the entropy device, one slot
+ * each in that order.
+ */
 static unsigned int nr_devices(const struct vm_config *cfg)
 {
-	return cfg->nr_drives + cfg->nr_net + (cfg->has_vsock ? 1 : 0);
+	return cfg->nr_drives + cfg->nr_net + (cfg->has_vsock ? 1 : 0) + (cfg->has_entropy ? 1 : 0);
 }
 
-/* What Ember adds: its devices for virtio_mmio's command-line discovery, the root. */
-static int ember_params(const struct vm_config *cfg, char *buf, size_t size)
+/*
+ * What Ember adds: its devices for virtio_mmio's command-line discovery, the root, the
+ * VMGenID page (with `vmgenid`).
+ */
+static int ember_params(const struct vm_config *cfg, bool vmgenid, char *buf, size_t size)
 {
 	size_t n = 0;
 
@@ -242,6 +263,9 @@ static int ember_params(const struct vm_config *cfg, char *buf, size_t size)
 			n += (size_t)snprintf(buf + n, size - n, "root=/dev/vda ");
 		n += (size_t)snprintf(buf + n, size - n, "%s ", d->is_read_only ? "ro" : "rw");
 	}
+	if (vmgenid)
+		n += (size_t)snprintf(buf + n, size - n, VMGENID_CMDLINE_PARAM "=0x%llx ",
+				      (unsigned long long)LAYOUT_VMGENID_ADDR);
 	n += (size_t)snprintf(buf + n, size - n, "%s", EMBER_CMDLINE_SUFFIX);
 	return n < size ? 0 : -E2BIG;
 }
@@ -275,13 +299,24 @@ static int setup_devices(struct vm *vm)
 			return error__set(ret, "cannot place network interface %s",
 					  vm->cfg->net[i].iface_id);
 	}
-	if (!vm->cfg->has_vsock)
+	if (vm->cfg->has_vsock) {
+		ret = virtio_vsock__create(&vm->vsock, &vm->cfg->vsock, vm->fd, &vm->gmem,
+					   vm__device_base(slot), vm__device_irq(slot));
+		if (!ret)
+			ret = bus__register(&vm->mmio, vm__device_base(slot),
+					    LAYOUT_VIRTIO_MMIO_SIZE, &virtio_mmio__bus_ops,
+					    &vm->vsock->t, "virtio-vsock");
+		if (ret)
+			return ret;
+		slot++;
+	}
+	if (!vm->cfg->has_entropy)
 		return 0;
-	ret = virtio_vsock__create(&vm->vsock, &vm->cfg->vsock, vm->fd, &vm->gmem,
-				   vm__device_base(slot), vm__device_irq(slot));
+	ret = virtio_rng__create(&vm->rng, &vm->cfg->entropy, vm->fd, &vm->gmem,
+				 vm__device_base(slot), vm__device_irq(slot));
 	if (!ret)
 		ret = bus__register(&vm->mmio, vm__device_base(slot), LAYOUT_VIRTIO_MMIO_SIZE,
-				    &virtio_mmio__bus_ops, &vm->vsock->t, "virtio-vsock");
+				    &virtio_mmio__bus_ops, &vm->rng->t, "virtio-rng");
 	return ret;
 }
 
@@ -295,6 +330,8 @@ int vm__watch_devices(struct vm *vm, struct event_loop *loop)
 		ret = virtio_net__watch(vm->nets[i], loop);
 	if (!ret && vm->vsock)
 		ret = virtio_vsock__watch(vm->vsock, loop);
+	if (!ret && vm->rng)
+		ret = virtio_rng__watch(vm->rng, loop);
 	return ret;
 }
 
@@ -316,7 +353,7 @@ struct virtio_net *vm__find_net(struct vm *vm, const char *id)
 	return NULL;
 }
 
-int vm__build_cmdline(const struct vm_config *cfg, char **out)
+static int build_cmdline(const struct vm_config *cfg, bool vmgenid, char **out)
 {
 	const char *args = cfg->boot.boot_args ? cfg->boot.boot_args : VM_DEFAULT_BOOT_ARGS;
 	size_t split = init_args_offset(args), head = split;
@@ -324,7 +361,7 @@ int vm__build_cmdline(const struct vm_config *cfg, char **out)
 	char *s;
 	int n;
 
-	if (ember_params(cfg, ours, sizeof(ours)))
+	if (ember_params(cfg, vmgenid, ours, sizeof(ours)))
 		return -E2BIG;
 	/* Ember's own parameters go before "--": everything after it is init's */
 	while (head && isspace((unsigned char)args[head - 1]))
@@ -335,6 +372,11 @@ int vm__build_cmdline(const struct vm_config *cfg, char **out)
 		return -ENOMEM;
 	*out = s;
 	return 0;
+}
+
+int vm__build_cmdline(const struct vm_config *cfg, char **out)
+{
+	return build_cmdline(cfg, false, out);
 }
 
 static int open_ro(const char *path, const char *what)
@@ -371,7 +413,7 @@ static int load_kernel(struct vm *vm)
 		if (ret)
 			return error__add_context(ret, "%s", b->initrd_path);
 	}
-	ret = vm__build_cmdline(vm->cfg, &vm->cmdline);
+	ret = build_cmdline(vm->cfg, true, &vm->cmdline);
 	if (ret)
 		return ret;
 	ret = boot_x86__setup(&vm->gmem, &vm->kernel, vm->cmdline, &vm->initrd);
@@ -426,7 +468,8 @@ int vm__check_config(const struct vm_config *cfg)
 	if (!cfg->boot.kernel_image_path)
 		return error__set(-EINVAL, "no kernel: configure boot-source first");
 	if (nr_devices(cfg) > LAYOUT_VIRTIO_IRQ_LAST - LAYOUT_VIRTIO_IRQ_FIRST + 1)
-		return error__set(-EINVAL, "drives, network-interfaces, vsock: too many devices");
+		return error__set(-EINVAL,
+				  "drives, network-interfaces, vsock, entropy: too many devices");
 	return 0;
 }
 
@@ -642,6 +685,8 @@ static void free_userspace(struct vm *vm)
 	vm->nr_nets = 0;
 	virtio_vsock__destroy(vm->vsock);
 	vm->vsock = NULL;
+	virtio_rng__destroy(vm->rng);
+	vm->rng = NULL;
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	vm->nr_started = 0;
@@ -689,6 +734,10 @@ int vm__save_devices(struct vm *vm, struct snapshot_file_writer *w)
 		ret = virtio_net__save(vm->nets[i], w);
 	if (!ret && vm->vsock)
 		ret = virtio_vsock__save(vm->vsock, w);
+	if (!ret && vm->rng)
+		ret = virtio_rng__save(vm->rng, w);
+	if (!ret)
+		ret = vmgenid__save(&vm->vmgenid, w);
 	return ret;
 }
 
@@ -704,5 +753,10 @@ int vm__restore_devices(struct vm *vm, const struct snapshot_file_reader *r)
 		ret = virtio_net__restore(vm->nets[i], r);
 	if (!ret && vm->vsock)
 		ret = virtio_vsock__restore(vm->vsock, r);
+	if (!ret && vm->rng)
+		ret = virtio_rng__restore(vm->rng, r);
+	/* the guest is a clone now: a new generation ID (docs/clone-safety.md) */
+	if (!ret)
+		ret = vmgenid__restore(&vm->vmgenid, r);
 	return ret;
 }

@@ -19,6 +19,7 @@
 #include "vmm/memory.h"
 #include "vmm/serial.h"
 #include "vmm/vm_config.h"
+#include "vmm/vmgenid.h"
 
 struct vcpu;
 struct virtio_blk;
@@ -77,6 +78,8 @@ struct vm {
 	struct virtio_net *nets[VM_MAX_NET_IFACES];
 	unsigned int nr_nets;
 	struct virtio_vsock *vsock; /* NULL without one */
+	struct virtio_rng *rng;	    /* the entropy device; NULL without one */
+	struct vmgenid vmgenid;	    /* the VM generation ID page, always there */
 
 	/* stopping: the first vCPU or signal to ask wins */
 	pthread_mutex_t stop_lock;
@@ -153,7 +156,11 @@ void vm__destroy(struct vm *vm);
  * (bench/results/startup.md).
  */
 void vm__destroy_for_exit(struct vm *vm);
-/* Builds the kernel command line: boot_args plus what Ember appends. */
+/*
+ * Builds a kernel command line: boot_args plus what the config makes Ember append (its
+ * virtio devices, the root, reboot=panic_warm), before any "--". A VM's own line also
+ * names the VMGenID page (`ember.vmgenid=0x<address>`, before reboot=panic_warm).
+ */
 int vm__build_cmdline(const struct vm_config *cfg, char **out);
 
 #endif

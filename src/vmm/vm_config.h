@@ -123,6 +123,12 @@ struct vsock_config {
 	char *uds_path;
 };
 
+/* Firecracker's entropy device (virtio-rng): only its rate limiter. */
+struct entropy_config {
+	bool has_rate_limiter;
+	struct rate_limiter_config rate_limiter;
+};
+
 struct vm_config {
 	struct boot_source_config boot;
 	struct machine_config machine;
@@ -137,6 +143,8 @@ struct vm_config {
 	struct net_config net[VM_MAX_NET_IFACES];
 	bool has_vsock;
 	struct vsock_config vsock;
+	bool has_entropy;
+	struct entropy_config entropy;
 };
 
 #endif

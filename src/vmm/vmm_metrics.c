@@ -11,6 +11,7 @@
 
 #include "virtio/blk.h"
 #include "virtio/net.h"
+#include "virtio/rng.h"
 #include "virtio/vsock.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
@@ -32,9 +33,21 @@ struct snapshot {
 	struct virtio_metrics virtio;
 	struct net_metrics net;
 	struct vsock_metrics vsock;
+	struct entropy_metrics entropy;
 };
 
-#define NR_GROUPS 15
+#define NR_GROUPS 16
+
+/* Every counter of the metrics file has its place in struct vmm's last[]. */
+_Static_assert(api_server_metrics__count + get_api_metrics__count + put_api_metrics__count +
+			       patch_api_metrics__count + i8042_metrics__count +
+			       uart_metrics__count + block_metrics__count + net_metrics__count +
+			       vsock_metrics__count + entropy_metrics__count +
+			       virtio_metrics__count + vcpu_metrics__count + vmm_metrics__count +
+			       logger_metrics__count + signal_metrics__count +
+			       latency_metrics__count <=
+		       sizeof(((struct vmm *)0)->last) / sizeof(uint64_t),
+	       "struct vmm's last[] is too small for the metrics groups");
 
 static void take_vm(struct vmm *v, struct snapshot *s)
 {
@@ -61,6 +74,11 @@ static void take_vm(struct vmm *v, struct snapshot *s)
 	if (vm->vsock) {
 		metrics__copy(&s->vsock, &vm->vsock->m, sizeof(s->vsock));
 		metrics__add((uint64_t *)&s->virtio, (const uint64_t *)&vm->vsock->t.m,
+			     virtio_metrics__count);
+	}
+	if (vm->rng) {
+		metrics__copy(&s->entropy, &vm->rng->m, sizeof(s->entropy));
+		metrics__add((uint64_t *)&s->virtio, (const uint64_t *)&vm->rng->t.m,
 			     virtio_metrics__count);
 	}
 	metrics__copy(&s->uart, &vm->serial.m, sizeof(s->uart));
@@ -113,6 +131,7 @@ static void groups(struct vmm *v, struct snapshot *s, struct metrics_group *g)
 		METRICS_GROUP("block", block_metrics, METRICS_COUNTER, &s->block, NULL),
 		METRICS_GROUP("net", net_metrics, METRICS_COUNTER, &s->net, NULL),
 		METRICS_GROUP("vsock", vsock_metrics, METRICS_COUNTER, &s->vsock, NULL),
+		METRICS_GROUP("entropy", entropy_metrics, METRICS_COUNTER, &s->entropy, NULL),
 		METRICS_GROUP("virtio", virtio_metrics, METRICS_COUNTER, &s->virtio, NULL),
 		METRICS_GROUP("vcpu", vcpu_metrics, METRICS_COUNTER, &s->vcpu, NULL),
 		METRICS_GROUP("vmm", vmm_metrics, METRICS_COUNTER, &s->vmm, NULL),

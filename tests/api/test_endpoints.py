@@ -157,14 +157,15 @@ def device_cases(tmp_path):
                                "anti_spoofing": {"ipv4": ["172.16.0.2"], "ipv6": ["fd00::2"]}},
                               "network-interfaces"),
         "vsock": ("/vsock", {**VSOCK, "uds_path": uds, "vsock_id": "vsock0"}, "vsock"),
+        "entropy": ("/entropy", {"rate_limiter": RL}, "entropy"),
     }
 
 
-@pytest.mark.parametrize("case", ["net", "net-anti-spoofing", "vsock"])
+@pytest.mark.parametrize("case", ["net", "net-anti-spoofing", "vsock", "entropy"])
 def test_valid_device_is_kept_and_started(ember, tmp_path, case):
-    """A valid network interface or vsock is accepted before the start, shown by
-    GET /vm/config, and the VM starts with it (the TAP is made at InstanceStart, the
-    vsock's Unix socket is bound then; anti-spoofing's filter is on the TAP then)."""
+    """A valid network interface, vsock or entropy device is accepted before the start,
+    shown by GET /vm/config, and the VM starts with it (the TAP is made at InstanceStart,
+    the vsock's Unix socket is bound then; anti-spoofing's filter is on the TAP then)."""
     path, body, key = device_cases(tmp_path)[case]
     r = ember.put(path, body)
     assert r.status == 204, r
@@ -174,6 +175,9 @@ def test_valid_device_is_kept_and_started(ember, tmp_path, case):
                   "anti_spoofing"):
         if field in body:
             assert shown[field] == body[field], got
+    if case == "entropy":  # buckets as Firecracker prints them: every field
+        assert shown == {"rate_limiter": {"bandwidth": RL["bandwidth"],
+                                          "ops": {**RL["ops"], "one_time_burst": 0}}}, got
     ember.boot()
     ember.assert_healthy("Running")
     if case == "vsock":
@@ -310,6 +314,12 @@ ERRORS = [
      400, ["cpu_template", "T2", "not supported yet"]),
     ("PUT", "/boot-source", {**BOOT, "boot_args": "x" * 2048}, 400, ["boot_args", "2047", "2048"]),
     ("PUT", "/vsock", {"guest_cid": 2, "uds_path": "/x"}, 400, ["guest_cid", "got 2"]),
+    ("PUT", "/entropy", {"rate_limiter": {"ops": {"size": -1, "refill_time": 1}}},
+     400, ["rate_limiter.ops.size", "got -1"]),
+    ("PUT", "/entropy", {"rate_limiter": {"ops": {"size": 1}}},
+     400, ["rate_limiter.ops.refill_time", "missing"]),
+    ("PUT", "/entropy", {"rate": 1}, 400, ["entropy", "unknown field", "rate"]),
+    ("PUT", "/entropy", {"rate_limiter": []}, 400, ["rate_limiter", "object"]),
     ("PUT", "/network-interfaces/eth0", {**NET, "guest_mac": "01:00:00:00:00:01"},
      400, ["guest_mac", "multicast"]),
     ("PUT", "/network-interfaces/eth0", {**NET, "host_dev_name": "a" * 16},
@@ -343,7 +353,6 @@ ERRORS = [
     ("PUT", "/balloon", {"amount_mib": 1, "deflate_on_oom": False},
      400, ["/balloon", "not supported yet"]),
     ("GET", "/balloon/statistics", None, 400, ["not supported yet"]),
-    ("PUT", "/entropy", {}, 400, ["/entropy", "not supported yet"]),
     ("PUT", "/mmds", {}, 400, ["/mmds", "not supported yet"]),
     ("PUT", "/mmds/config", {}, 400, ["not supported yet"]),
     ("PUT", "/snapshot/create", {}, 400, ["snapshot/create.snapshot_path", "missing"]),
@@ -398,6 +407,7 @@ ALLOW = [
     ("/drives/rootfs", "PUT, PATCH", ["GET", "DELETE"]),
     ("/network-interfaces/eth0", "PUT, PATCH", ["GET", "DELETE"]),
     ("/vsock", "PUT", ["GET", "PATCH"]),
+    ("/entropy", "PUT", ["GET", "PATCH"]),
     ("/actions", "PUT", ["GET", "POST", "PATCH"]),
     ("/vm", "PATCH", ["GET", "PUT"]),
     ("/vm/config", "GET", ["PUT"]),
@@ -426,7 +436,8 @@ def test_unknown_method_token_is_405(ember):
 BODY_ENDPOINTS = [("PUT", "/boot-source"), ("PUT", "/machine-config"),
                   ("PATCH", "/machine-config"), ("PUT", "/drives/rootfs"),
                   ("PATCH", "/drives/rootfs"), ("PUT", "/network-interfaces/eth0"),
-                  ("PATCH", "/network-interfaces/eth0"), ("PUT", "/vsock"), ("PUT", "/logger"),
+                  ("PATCH", "/network-interfaces/eth0"), ("PUT", "/vsock"), ("PUT", "/entropy"),
+                  ("PUT", "/logger"),
                   ("PUT", "/metrics"), ("PUT", "/serial"), ("PUT", "/actions"),
                   ("PATCH", "/vm")]
 

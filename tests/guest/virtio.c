@@ -465,6 +465,29 @@ void virtio__net_mac(const struct virtio_dev *d, uint8_t mac[ETH_ALEN])
 	memcpy(mac + 4, &hi, 2);
 }
 
+int virtio__rng_read(struct virtio_dev *d, void *buf, uint32_t len, uint32_t *got)
+{
+	struct virtio_buf b = { buf, len, true };
+	struct virtio_done done;
+
+	if (virtio__request(d, &b, 1, false, false, &done))
+		return -1;
+	*got = done.len;
+	return 0;
+}
+
+void virtio__hex(char *out, const void *p, unsigned int n)
+{
+	static const char digits[] = "0123456789abcdef";
+	const uint8_t *b = p;
+
+	for (unsigned int i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 int virtio__blk_request(struct virtio_dev *d, uint32_t type, uint64_t sector,
 			const struct virtio_buf *data, unsigned int n, bool indirect, bool quiet,
 			struct virtio_done *done)

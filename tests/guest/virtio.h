@@ -5,7 +5,7 @@
  * the used ring, and virtio-blk requests; for devices with several queues (virtio-net,
  * virtio-vsock), up to VIRTIO_QUEUES_MAX queues driven as Linux drives them (struct
  * virtio_queue). From the virtio 1.2 spec: 2 (basic facilities, split rings), 4.2 (MMIO),
- * 5.1 (network), 5.2 (block), 5.10 (socket). docs/test-guest.md describes it.
+ * 5.1 (network), 5.2 (block), 5.4 (entropy), 5.10 (socket). docs/test-guest.md describes it.
  *
  * The queues' memory is shared by every device: a test drives one device at a time and
  * resets it (virtio__reset) before it moves on to the next.
@@ -45,6 +45,7 @@
 #define VIRTIO_MMIO_MAGIC_VALUE 0x74726976 /* "virt" */
 #define VIRTIO_ID_NET 1
 #define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_RNG 4
 #define VIRTIO_ID_VSOCK 19
 
 /* Device status (2.1) and InterruptStatus bits (4.2.2). */
@@ -309,6 +310,19 @@ struct virtio_vsock_hdr {
 	uint32_t buf_alloc;
 	uint32_t fwd_cnt;
 } __attribute__((packed));
+
+/* ---- virtio-rng (5.4) ---- */
+
+/* Ember's cap on one entropy request (src/virtio/rng.h). */
+#define VIRTIO_RNG_MAX_REQUEST (64 * 1024)
+
+/*
+ * One entropy request on queue 0 (after virtio__init): len bytes at buf, one device-writable
+ * buffer. 0 with *got the used length, or -1 (no answer, or another chain came back).
+ */
+int virtio__rng_read(struct virtio_dev *d, void *buf, uint32_t len, uint32_t *got);
+/* n bytes at p as 2n lowercase hex digits and a NUL into out (2n + 1 bytes). */
+void virtio__hex(char *out, const void *p, unsigned int n);
 
 /* ---- virtio-blk (5.2) ---- */
 #define VIRTIO_BLK_T_IN 0

@@ -57,7 +57,9 @@ static const char full_config[] =
 	"  ],\n"
 	"  \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"/tmp/v.sock\", \"vsock_id\": \"vsock0\"},\n"
 	"  \"metrics\": {\"metrics_path\": \"/tmp/metrics.fifo\"},\n"
-	"  \"balloon\": null, \"entropy\": null, \"mmds-config\": null, \"cpu-config\": null\n"
+	"  \"entropy\": {\"rate_limiter\": {\"bandwidth\": {\"size\": 4096,\n"
+	"                                             \"refill_time\": 10}}},\n"
+	"  \"balloon\": null, \"mmds-config\": null, \"cpu-config\": null\n"
 	"}";
 
 static int parse(struct vm_config *cfg, const char *json)
@@ -735,7 +737,10 @@ static void test_sections(void **state)
 		  "vsock.uds_path: required field is missing" },
 		{ "{\"vsock\":[]," MINIMAL_TAIL, "vsock: must be an object, got an array" },
 		{ "{\"balloon\":{}," MINIMAL_TAIL, "balloon: not supported yet" },
-		{ "{\"entropy\":{}," MINIMAL_TAIL, "entropy: not supported yet" },
+		{ "{\"entropy\":[]," MINIMAL_TAIL, "entropy: must be an object, got an array" },
+		{ "{\"entropy\":{\"rate\":1}," MINIMAL_TAIL, "entropy: unknown field \"rate\"" },
+		{ "{\"entropy\":{\"rate_limiter\":{\"ops\":{\"size\":1}}}," MINIMAL_TAIL,
+		  "entropy.rate_limiter.ops.refill_time: required field is missing" },
 		{ "{\"mmds-config\":{}," MINIMAL_TAIL, "mmds-config: not supported yet" },
 		{ "{\"metrics\":{}," MINIMAL_TAIL,
 		  "metrics.metrics_path: required field is missing" },
@@ -894,6 +899,39 @@ static void test_idle_buckets(void **state)
 	config__free(&cfg);
 }
 
+/* Firecracker's "entropy": an object with an optional rate_limiter, as a drive's. */
+static void test_entropy(void **state)
+{
+	struct vm_config cfg;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, MINIMAL), 0);
+	assert_false(cfg.has_entropy);
+	config__free(&cfg);
+	assert_int_equal(parse(&cfg, "{\"entropy\":{}," MINIMAL_TAIL), 0);
+	assert_true(cfg.has_entropy);
+	assert_false(cfg.entropy.has_rate_limiter);
+	config__free(&cfg);
+	assert_int_equal(parse(&cfg, "{\"entropy\":{\"rate_limiter\":null}," MINIMAL_TAIL), 0);
+	assert_true(cfg.has_entropy);
+	assert_false(cfg.entropy.has_rate_limiter);
+	config__free(&cfg);
+	/* an idle bucket limits nothing */
+	assert_int_equal(parse(&cfg, "{\"entropy\":{\"rate_limiter\":{\"bandwidth\":{\"size\":0,"
+				     "\"refill_time\":100}}}," MINIMAL_TAIL),
+			 0);
+	assert_true(cfg.has_entropy);
+	assert_false(cfg.entropy.has_rate_limiter);
+	config__free(&cfg);
+	assert_int_equal(parse(&cfg, full_config), 0);
+	assert_true(cfg.has_entropy);
+	assert_true(cfg.entropy.has_rate_limiter);
+	assert_true(cfg.entropy.rate_limiter.has_bandwidth);
+	assert_false(cfg.entropy.rate_limiter.has_ops);
+	check_bucket(&cfg.entropy.rate_limiter.bandwidth, 4096, 0, 10);
+	config__free(&cfg);
+}
+
 static void test_to_json_minimal(void **state)
 {
 	static const char want[] =
@@ -937,6 +975,8 @@ static void test_to_json_full(void **state)
 		"\"host_dev_name\":\"tap1\",\"guest_mac\":null,\"rx_rate_limiter\":null,"
 		"\"tx_rate_limiter\":null,\"anti_spoofing\":null}]",
 		"\"vsock\":{\"guest_cid\":3,\"uds_path\":\"/tmp/v.sock\"}",
+		"\"entropy\":{\"rate_limiter\":{\"bandwidth\":{\"size\":4096,\"one_time_burst\":0,"
+		"\"refill_time\":10},\"ops\":null}}",
 		"\"metrics\":{\"metrics_path\":\"/tmp/metrics.fifo\"}",
 		"\"logger\":{\"log_path\":\"/tmp/fc.log\",\"level\":\"Debug\",\"show_level\":true,"
 		"\"show_log_origin\":true,",
@@ -1003,6 +1043,9 @@ static void test_round_trip(void **state)
 				  "{\"ops\":{\"size\":9007199254740991,\"one_time_burst\":1,"
 				  "\"refill_time\":18446744073709}}"));
 	check_round_trip(doc_with("vsock", "guest_cid", "4294967295"));
+	check_round_trip("{\"entropy\":{}," MINIMAL_TAIL);
+	check_round_trip("{\"entropy\":{\"rate_limiter\":{\"ops\":{\"size\":3,"
+			 "\"refill_time\":5}}}," MINIMAL_TAIL);
 	/* integers near 2^53 print exactly (cJSON's own printer rounds them) */
 	assert_int_equal(parse(&cfg, doc_with("drives", "rate_limiter",
 					      "{\"ops\":{\"size\":9007199254740991,"
@@ -1296,6 +1339,7 @@ int main(void)
 		cmocka_unit_test(test_device_lists),
 		cmocka_unit_test(test_root_first),
 		cmocka_unit_test(test_idle_buckets),
+		cmocka_unit_test(test_entropy),
 		cmocka_unit_test(test_to_json_minimal),
 		cmocka_unit_test(test_to_json_full),
 		cmocka_unit_test(test_round_trip),

@@ -94,6 +94,7 @@ static const struct target vsock_t = {
 	.kind = CONFIG_BODY_VSOCK,
 	.base = { { "guest_cid", "5" }, { "uds_path", "\"/v2\"" } },
 };
+static const struct target entropy_t = { .name = "entropy", .kind = CONFIG_BODY_ENTROPY };
 static const struct target drive_t = {
 	.name = "PUT drive",
 	.op = OP_PUT_DRIVE,
@@ -327,6 +328,11 @@ static const struct good_value {
 	{ &vsock_t, "vsock_id", "\"vsock0\"" },
 	{ &vsock_t, "vsock_id", "null" },
 	{ &vsock_t, "uds_path", "\"rel.sock\"" },
+	{ &entropy_t, "rate_limiter", "null" },
+	{ &entropy_t, "rate_limiter", "{}" },
+	{ &entropy_t, "rate_limiter", "{\"bandwidth\":{\"size\":1,\"refill_time\":1}}" },
+	{ &entropy_t, "rate_limiter",
+	  "{\"ops\":{\"size\":2,\"one_time_burst\":3,\"refill_time\":4},\"bandwidth\":null}" },
 	{ &drive_t, "is_read_only", "true" },
 	{ &drive_t, "is_read_only", "null" },
 	{ &drive_t, "partuuid", "\"abc-1\"" },
@@ -437,6 +443,13 @@ static const struct bad_value {
 	{ &vsock_t, "uds_path", "null", "uds_path: must be a string, got null" },
 	{ &vsock_t, "vsock_id", "7", "vsock_id: must be a string, got a number" },
 	{ &vsock_t, "cid", "3", "vsock: unknown field \"cid\"" },
+	{ &entropy_t, "rate_limiter", "[]", "rate_limiter: must be an object, got an array" },
+	{ &entropy_t, "rate_limiter", "{\"ops\":{\"size\":-1,\"refill_time\":1}}",
+	  "rate_limiter.ops.size: must be an integer" },
+	{ &entropy_t, "rate_limiter", "{\"ops\":{\"size\":1}}",
+	  "rate_limiter.ops.refill_time: required field is missing" },
+	{ &entropy_t, "rate_limiter", "{\"bytes\":{}}", "rate_limiter: unknown field \"bytes\"" },
+	{ &entropy_t, "rate", "1", "entropy: unknown field \"rate\"" },
 	{ &drive_t, "drive_id", "\"rootfs\"", "drive_id: does not match the path id 'data'" },
 	{ &drive_t, "drive_id", "\"Data\"", "drive_id: does not match the path id 'data'" },
 	{ &drive_t, "drive_id", "\"\"", "drive_id: must not be empty" },
@@ -578,6 +591,7 @@ static void test_missing_required(void **state)
 	static const struct target *const all[] = {
 		&boot_t,  &machine_t, &machine_patch_t, &logger_t,	&metrics_t,   &serial_t,
 		&vsock_t, &drive_t,   &net_t,		&drive_patch_t, &net_patch_t,
+		&entropy_t,
 	};
 	static const struct {
 		const char *json, *needle;
@@ -686,6 +700,16 @@ static void test_put_sections(void **state)
 	assert_true(cfg.has_vsock);
 	assert_int_equal(cfg.vsock.guest_cid, 42);
 	assert_string_equal(cfg.vsock.uds_path, "/v2");
+	apply(&cfg, CONFIG_BODY_ENTROPY,
+	      "{\"rate_limiter\":{\"ops\":{\"size\":5,\"refill_time\":7}}}");
+	assert_true(cfg.has_entropy);
+	assert_true(cfg.entropy.has_rate_limiter);
+	assert_true(cfg.entropy.rate_limiter.has_ops);
+	assert_int_equal(cfg.entropy.rate_limiter.ops.size, 5);
+	apply(&cfg, CONFIG_BODY_ENTROPY, "{}"); /* a PUT replaces the limiter too */
+	assert_true(cfg.has_entropy);
+	assert_false(cfg.entropy.has_rate_limiter);
+	assert_false(cfg.entropy.rate_limiter.has_ops);
 	/* the devices are untouched */
 	assert_int_equal(cfg.nr_drives, 2);
 	assert_int_equal(cfg.nr_net, 2);
@@ -697,6 +721,9 @@ static void test_put_sections(void **state)
 	apply(&cfg, CONFIG_BODY_LOGGER, "{\"log_path\":\"/l\"}");
 	apply(&cfg, CONFIG_BODY_METRICS, "{\"metrics_path\":\"/m\"}");
 	apply(&cfg, CONFIG_BODY_VSOCK, "{\"guest_cid\":3,\"uds_path\":\"/v\"}");
+	assert_false(cfg.has_entropy);
+	apply(&cfg, CONFIG_BODY_ENTROPY, "{}");
+	assert_true(cfg.has_entropy);
 	assert_true(cfg.has_logger);
 	assert_true(cfg.has_metrics);
 	assert_true(cfg.has_vsock);

@@ -9,6 +9,8 @@
  *   ember-agent connect --unix PATH [WORD...]
  *   ember-agent pattern N                  write SOURCE's N-byte pattern to stdout
  *   ember-agent sha256 [FILE]              print "<bytes> <sha256 hex>" of FILE or stdin
+ *   ember-agent vmgenid                    print VMGENID's line (below)
+ *   ember-agent reseed                     reseed the kernel RNG; print RESEED's line
  *
  * Each accepted connection is served by a forked child. Its first line is a command:
  *
@@ -17,6 +19,10 @@
  *   SINK N          the same, but stop after N bytes (for peers that cannot half-close)
  *   SOURCE N        write N bytes of the pattern below, then close
  *   EXEC CMD        run `/bin/sh -c CMD` with stdin, stdout and stderr on the connection
+ *   VMGENID         "<counter> <32 hex digits of the ID>\n": Ember's VM generation ID page
+ *   RESEED          reseed the kernel RNG from /dev/hwrng (virtio-rng), then
+ *                   "OK hwrng=<bytes> added=<RNDADDENTROPY|urandom|none>
+ *                   reseed=<RNDRESEEDCRNG|none>\n" (one line)
  *   anything else   "ERR unknown command\n" (or "ERR bad argument\n" for a bad N,
  *                   "ERR line too long\n" past 4095 bytes), then close
  *
@@ -29,6 +35,19 @@
  * connect sends WORDs joined by spaces plus "\n" (when there are any), then copies stdin to
  * the socket and the socket to stdout; at EOF on stdin it half-closes the socket, and it
  * exits 0 when the peer closes. --daemon returns once the socket listens (for /init).
+ *
+ * Clone safety (docs/clone-safety.md): the VM generation ID page is where the kernel
+ * command line's ember.vmgenid=0x<address> says (read through /dev/mem). The listener
+ * watches it: before it accepts a connection, and once a second when there is none, it
+ * compares the ID and counter with the last ones it saw, and when they changed (the VM is a
+ * restored clone) it reseeds the kernel RNG as RESEED does and logs one line on stderr,
+ * before the connection's command runs. A restore resets every vsock connection, so a
+ * host's first request to a clone is served after the reseed. RESEED adds 64 bytes from
+ * /dev/hwrng with RNDADDENTROPY on /dev/random (writing them to /dev/urandom when that
+ * ioctl fails), then forces a reseed of the CRNG (RNDRESEEDCRNG). For tests on the host,
+ * EMBER_AGENT_CMDLINE, EMBER_AGENT_MEM, EMBER_AGENT_HWRNG, EMBER_AGENT_RANDOM and
+ * EMBER_AGENT_URANDOM name other files in place of /proc/cmdline, /dev/mem, /dev/hwrng,
+ * /dev/random and /dev/urandom.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +60,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -48,6 +69,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/random.h>
 #include <linux/vm_sockets.h>
 
 #define DEFAULT_PORT 52
@@ -300,6 +322,216 @@ static int parse_u32(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* ---- clone safety: the VM generation ID and the kernel RNG ---- */
+
+#define VMGENID_PARAM "ember.vmgenid="
+#define VMGENID_PAGE 4096
+#define VMGENID_ID_BYTES 16
+#define RESEED_BYTES 64
+#define WATCH_MS 1000
+
+struct genid {
+	uint64_t counter;
+	uint8_t id[VMGENID_ID_BYTES];
+};
+
+static const char *path_of(const char *env, const char *def)
+{
+	const char *v = getenv(env);
+
+	return v && *v ? v : def;
+}
+
+/* The page's address from the kernel command line: 0 when it names none. */
+static uint64_t vmgenid_address(void)
+{
+	static char buf[LINE_MAX_LEN];
+	const char *p;
+	ssize_t n = -1;
+	int fd = open(path_of("EMBER_AGENT_CMDLINE", "/proc/cmdline"), O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		n = read_some(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (p = strstr(buf, VMGENID_PARAM); p; p = strstr(p + 1, VMGENID_PARAM)) {
+		if (p == buf || p[-1] == ' ')
+			return strtoull(p + strlen(VMGENID_PARAM), NULL, 0);
+	}
+	return 0;
+}
+
+static volatile const uint64_t *genid_page; /* mapped once */
+
+static int vmgenid_map(char *err, size_t len)
+{
+	const char *mem = path_of("EMBER_AGENT_MEM", "/dev/mem");
+	uint64_t addr = vmgenid_address();
+	void *p;
+	int fd;
+
+	if (!addr || addr % VMGENID_PAGE) {
+		snprintf(err, len, "no page-aligned %s0x<address> on the kernel command line",
+			 VMGENID_PARAM);
+		return -1;
+	}
+	fd = open(mem, O_RDONLY | O_SYNC | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, len, "%s: %s", mem, strerror(errno));
+		return -1;
+	}
+	p = mmap(NULL, VMGENID_PAGE, PROT_READ, MAP_SHARED, fd, (off_t)addr);
+	close(fd);
+	if (p == MAP_FAILED) {
+		snprintf(err, len, "mmap %s at 0x%" PRIx64 ": %s", mem, addr, strerror(errno));
+		return -1;
+	}
+	genid_page = p;
+	return 0;
+}
+
+/* The ID and counter, read again if a restore came between the reads. */
+static int vmgenid_read(struct genid *g, char *err, size_t len)
+{
+	uint64_t lo, hi, again;
+	int tries = 0;
+
+	if (!genid_page && vmgenid_map(err, len))
+		return -1;
+	do {
+		g->counter = genid_page[2];
+		lo = genid_page[0];
+		hi = genid_page[1];
+		again = genid_page[2];
+	} while (again != g->counter && ++tries < 8);
+	memcpy(g->id, &lo, 8);
+	memcpy(g->id + 8, &hi, 8);
+	return 0;
+}
+
+static void format_genid(const struct genid *g, char *out, size_t len)
+{
+	size_t n = (size_t)snprintf(out, len, "%" PRIu64 " ", g->counter);
+
+	for (int i = 0; i < VMGENID_ID_BYTES && n + 2 < len; i++, n += 2)
+		snprintf(out + n, len - n, "%02x", g->id[i]);
+}
+
+/* Up to RESEED_BYTES from the hardware RNG; the count, or -errno. */
+static ssize_t read_hwrng(uint8_t *buf)
+{
+	int fd = open(path_of("EMBER_AGENT_HWRNG", "/dev/hwrng"), O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+	ssize_t n = 0;
+	int err = EIO;
+
+	if (fd < 0)
+		return -errno;
+	while (got < RESEED_BYTES) {
+		n = read_some(fd, buf + got, RESEED_BYTES - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (n < 0)
+		err = errno;
+	close(fd);
+	return got ? (ssize_t)got : -err;
+}
+
+/* The bytes into the kernel's input pool, credited; else mixed in through /dev/urandom. */
+static const char *add_entropy(int rfd, const uint8_t *bytes, size_t n)
+{
+	uint32_t raw[2 + RESEED_BYTES / 4];
+	struct rand_pool_info *info = (struct rand_pool_info *)raw;
+	int fd;
+
+	info->entropy_count = (int)(n * 8);
+	info->buf_size = (int)n;
+	memcpy(info->buf, bytes, n);
+	if (rfd >= 0 && !ioctl(rfd, RNDADDENTROPY, info))
+		return "RNDADDENTROPY";
+	fd = open(path_of("EMBER_AGENT_URANDOM", "/dev/urandom"), O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return "none";
+	n = write_all(fd, bytes, n) ? 0 : n;
+	close(fd);
+	return n ? "urandom" : "none";
+}
+
+/* RESEED: one line into reply; 0 when the kernel RNG got something, else -1 ("ERR ..."). */
+static int reseed(char *reply, size_t len)
+{
+	uint8_t bytes[RESEED_BYTES];
+	ssize_t got = read_hwrng(bytes);
+	int rfd = open(path_of("EMBER_AGENT_RANDOM", "/dev/random"), O_RDWR | O_CLOEXEC);
+	const char *added = got > 0 ? add_entropy(rfd, bytes, (size_t)got) : "none";
+	const char *crng = rfd >= 0 && !ioctl(rfd, RNDRESEEDCRNG) ? "RNDRESEEDCRNG" : "none";
+
+	memset(bytes, 0, sizeof(bytes));
+	if (rfd >= 0)
+		close(rfd);
+	if (!strcmp(added, "none") && !strcmp(crng, "none")) {
+		snprintf(reply, len, "ERR cannot reseed: hwrng: %s\n",
+			 got < 0 ? strerror((int)-got) : "no bytes");
+		return -1;
+	}
+	snprintf(reply, len, "OK hwrng=%zd added=%s reseed=%s\n", got > 0 ? got : 0, added, crng);
+	return 0;
+}
+
+/* The listener's watch: a new generation (a restored clone) gets the RNG reseeded. */
+static struct genid seen_genid;
+static int watching;
+
+static void watch_start(void)
+{
+	char err[128];
+
+	watching = !vmgenid_read(&seen_genid, err, sizeof(err));
+}
+
+static void watch_generation(void)
+{
+	struct genid now;
+	char err[128], reply[160];
+
+	if (!watching || vmgenid_read(&now, err, sizeof(err)))
+		return;
+	if (now.counter == seen_genid.counter && !memcmp(now.id, seen_genid.id, sizeof(now.id)))
+		return;
+	reseed(reply, sizeof(reply));
+	reply[strcspn(reply, "\n")] = '\0';
+	warnf("VM generation %" PRIu64 " (was %" PRIu64 "): a clone; reseeded the kernel RNG: %s",
+	      now.counter, seen_genid.counter, reply);
+	seen_genid = now;
+}
+
+static int do_vmgenid(int fd)
+{
+	struct genid g;
+	char line[160], err[128];
+
+	if (vmgenid_read(&g, err, sizeof(err))) {
+		snprintf(line, sizeof(line), "ERR %s\n", err);
+		return write_str(fd, line);
+	}
+	format_genid(&g, line, sizeof(line) - 1);
+	strcat(line, "\n");
+	return write_str(fd, line);
+}
+
+static int do_reseed(int fd)
+{
+	char reply[160];
+
+	reseed(reply, sizeof(reply));
+	return write_str(fd, reply);
+}
+
 /* ---- the commands ---- */
 
 static int do_echo(int fd)
@@ -421,6 +653,10 @@ static int serve_command(int fd)
 			return write_str(fd, "ERR bad argument\n") ? 1 : 0;
 		return write_pattern(fd, n) ? 1 : 0;
 	}
+	if (!strcmp(line, "VMGENID"))
+		return do_vmgenid(fd) ? 1 : 0;
+	if (!strcmp(line, "RESEED"))
+		return do_reseed(fd) ? 1 : 0;
 	if (!strncmp(line, "EXEC ", 5) && line[5])
 		do_exec(fd, line + 5); /* does not return */
 	return write_str(fd, "ERR unknown command\n") ? 1 : 0;
@@ -525,13 +761,20 @@ static int connect_to(const char *path, uint32_t cid, uint32_t port)
 	return fd;
 }
 
-/* The accept loop: a child per connection; SIGCHLD ignored, so children reap themselves. */
+/*
+ * The accept loop: a child per connection; SIGCHLD ignored, so children reap themselves.
+ * The VM generation is looked at before each accept and once a second meanwhile.
+ */
 static int serve_forever(int lfd)
 {
+	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
 	int fd;
 	pid_t pid;
 
 	for (;;) {
+		watch_generation();
+		if (poll(&pfd, 1, watching ? WATCH_MS : -1) <= 0)
+			continue;
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -654,6 +897,7 @@ static int cmd_listen(int argc, char **argv)
 	lfd = listen_on(path, port);
 	if (lfd < 0)
 		return 1;
+	watch_start();
 	if (daemon) {
 		pid = fork();
 		if (pid < 0) {
@@ -676,6 +920,31 @@ static int cmd_pattern(int argc, char **argv)
 		return 2;
 	}
 	return write_pattern(1, n) ? 1 : 0;
+}
+
+/* vmgenid and reseed: the commands' line on stdout; exit 0, or 1 after an ERR line. */
+static int cmd_vmgenid(int argc)
+{
+	if (argc) {
+		warnf("usage: vmgenid");
+		return 2;
+	}
+	do_vmgenid(1);
+	return genid_page ? 0 : 1;
+}
+
+static int cmd_reseed(int argc)
+{
+	char line[160];
+	int rc;
+
+	if (argc) {
+		warnf("usage: reseed");
+		return 2;
+	}
+	rc = reseed(line, sizeof(line));
+	write_str(1, line);
+	return rc ? 1 : 0;
 }
 
 static int cmd_sha256(int argc, char **argv)
@@ -712,8 +981,9 @@ int main(int argc, char **argv)
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		printf("usage: %s [--daemon] [PORT | --unix PATH]\n"
 		       "       %s connect CID PORT [WORD...] | connect --unix PATH [WORD...]\n"
-		       "       %s pattern N | sha256 [FILE]\n"
-		       "commands on a connection: ECHO, SINK [N], SOURCE N, EXEC CMD\n",
+		       "       %s pattern N | sha256 [FILE] | vmgenid | reseed\n"
+		       "commands on a connection: ECHO, SINK [N], SOURCE N, EXEC CMD, VMGENID, "
+		       "RESEED\n",
 		       prog, prog, prog);
 		return 0;
 	}
@@ -723,5 +993,9 @@ int main(int argc, char **argv)
 		return cmd_pattern(argc - 2, argv + 2);
 	if (argc > 1 && !strcmp(argv[1], "sha256"))
 		return cmd_sha256(argc - 2, argv + 2);
+	if (argc > 1 && !strcmp(argv[1], "vmgenid"))
+		return cmd_vmgenid(argc - 2);
+	if (argc > 1 && !strcmp(argv[1], "reseed"))
+		return cmd_reseed(argc - 2);
 	return cmd_listen(argc - 1, argv + 1);
 }

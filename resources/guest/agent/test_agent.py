@@ -245,6 +245,73 @@ def test_sha256_cli(agent):
               r.stdout == f"{n} {hashlib.sha256(data).hexdigest()}\n".encode(), repr(r.stdout))
 
 
+def test_clone_safety(agent, tmp):
+    """VMGENID, RESEED and the listener's watch of the VM generation ID, against files that
+    stand in for /proc/cmdline, /dev/mem (the page at 0x2000), /dev/hwrng, /dev/random (a
+    regular file: its ioctls fail, so the bytes go to "urandom") and /dev/urandom."""
+    files = {k: os.path.join(tmp, k) for k in ("cmdline", "mem", "hwrng", "random", "urandom",
+                                               "err")}
+    page = 0x2000
+    with open(files["cmdline"], "w") as f:
+        f.write(f"console=ttyS0 ember.vmgenid={page:#x} reboot=k\n")
+    hwrng = os.urandom(64)
+    with open(files["hwrng"], "wb") as f:
+        f.write(hwrng + os.urandom(64))
+    for k in ("random", "urandom"):
+        open(files[k], "wb").close()
+
+    def set_page(counter):
+        ident = os.urandom(16)
+        with open(files["mem"], "r+b" if os.path.exists(files["mem"]) else "wb") as f:
+            f.truncate(3 * 4096)
+            f.seek(page)
+            f.write(ident + struct.pack("<Q", counter))
+        return f"{counter} {ident.hex()}\n".encode()
+
+    env = dict(os.environ, EMBER_AGENT_CMDLINE=files["cmdline"], EMBER_AGENT_MEM=files["mem"],
+               EMBER_AGENT_HWRNG=files["hwrng"], EMBER_AGENT_RANDOM=files["random"],
+               EMBER_AGENT_URANDOM=files["urandom"])
+    want = set_page(0)
+    path = os.path.join(tmp, "clone.sock")
+    with open(files["err"], "wb") as err:
+        subprocess.run([agent, "--daemon", "--unix", path], env=env, stderr=err, timeout=10)
+    try:
+        got = exchange(path, b"VMGENID\n")
+        check("VMGENID: counter and ID", got == want, repr(got))
+        check("no reseed while the generation stays", os.path.getsize(files["urandom"]) == 0)
+        want = set_page(1)  # a restore: the next connection is served after a reseed
+        got = exchange(path, b"VMGENID\n")
+        check("VMGENID after a restore", got == want, repr(got))
+        with open(files["urandom"], "rb") as f:
+            check("a new generation reseeds before the connection is served",
+                  f.read() == hwrng)
+        with open(files["err"]) as f:
+            log = f.read()
+        check("the reseed is logged",
+              "VM generation 1 (was 0): a clone; reseeded the kernel RNG: OK hwrng=64 "
+              "added=urandom reseed=none" in log, log)
+        got = exchange(path, b"RESEED\n")
+        check("RESEED", got == b"OK hwrng=64 added=urandom reseed=none\n", repr(got))
+        want = set_page(2)  # no connection: the watch looks once a second
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "VM generation 2" not in open(files["err"]).read():
+            time.sleep(0.1)
+        check("the watch sees a new generation without a connection",
+              "VM generation 2 (was 1)" in open(files["err"]).read())
+        r = subprocess.run([agent, "vmgenid"], env=env, stdout=subprocess.PIPE, timeout=10)
+        check("vmgenid CLI", r.returncode == 0 and r.stdout == want, repr(r.stdout))
+    finally:
+        exchange(path, b"EXEC kill $PPID\n")
+    bad = dict(env, EMBER_AGENT_CMDLINE=files["hwrng"], EMBER_AGENT_HWRNG="/nonexistent")
+    r = subprocess.run([agent, "vmgenid"], env=bad, stdout=subprocess.PIPE, timeout=10)
+    check("vmgenid CLI without the parameter: exit 1, ERR",
+          r.returncode == 1 and r.stdout.startswith(b"ERR no page-aligned"), repr(r.stdout))
+    r = subprocess.run([agent, "reseed"], env=bad, stdout=subprocess.PIPE, timeout=10)
+    check("reseed CLI without a hardware RNG: exit 1, ERR",
+          r.returncode == 1 and r.stdout.startswith(b"ERR cannot reseed: hwrng:"),
+          repr(r.stdout))
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: test_agent.py PATH/TO/ember-agent")
@@ -265,6 +332,7 @@ def main():
             check("bad arguments: exit 2", r.returncode == 2, r.stderr.decode())
             test_connect(agent, tmp)
             test_sha256_cli(agent)
+            test_clone_safety(agent, tmp)
             got = exchange(path, b"ECHO\nstill alive")
             check("the listener survived everything", got == b"still alive")
         finally:
