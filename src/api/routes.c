@@ -268,8 +268,7 @@ static int parse_into(struct vm_config *cfg, const struct http_request *req, enu
 		*res = VMM_RES_VSOCK;
 		return config__apply_body(cfg, CONFIG_BODY_VSOCK, req->body, req->body_len);
 	case ROUTE_ENTROPY:
-		/* a device built at InstanceStart, as vsock is (action.h has no entropy value) */
-		*res = VMM_RES_VSOCK;
+		*res = VMM_RES_ENTROPY; /* a device built at InstanceStart, as vsock is */
 		return config__apply_body(cfg, CONFIG_BODY_ENTROPY, req->body, req->body_len);
 	case ROUTE_LOGGER:
 		*res = VMM_RES_LOGGER;

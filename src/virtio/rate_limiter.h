@@ -33,6 +33,7 @@ enum rate_limiter_which {
 	RATE_LIMITER_BLOCK = 0,
 	RATE_LIMITER_NET_RX = 1,
 	RATE_LIMITER_NET_TX = 2,
+	RATE_LIMITER_ENTROPY = 3,
 };
 
 struct rate_limiter_metrics {

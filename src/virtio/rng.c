@@ -10,8 +10,8 @@
 #include "vmm/log.h"
 #include "vmm/snapshot_file.h"
 
-/* Its rate limiter's `which` in a snapshot: the value after rate_limiter.h's own. */
-#define RNG_RATE_LIMITER ((enum rate_limiter_which)(RATE_LIMITER_NET_TX + 1))
+
+#define RNG_RATE_LIMITER RATE_LIMITER_ENTROPY
 
 METRICS_NAMES(entropy_metrics, ENTROPY_METRICS);
 

@@ -354,8 +354,13 @@ static void process_tx(struct virtio_vsock *v)
 
 /* ---- events ---- */
 
+static void send_restored_reset(struct virtio_vsock *v);
+
 void virtio_vsock__run(struct virtio_vsock *v)
 {
+	/* a restore's reset first, whatever woke the loop: it must not drop newer streams */
+	if (v->reset_pending)
+		send_restored_reset(v);
 	if (v->accept_pending && device_live(v))
 		vsock_stream__accept_all(v);
 	process_rx(v);
@@ -412,8 +417,6 @@ static void on_wake(struct event_handler *h, uint32_t events)
 	(void)r;
 	(void)events;
 	virtio_mmio__lock(&v->t);
-	if (v->reset_pending)
-		send_restored_reset(v);
 	virtio_vsock__run(v);
 	virtio_mmio__unlock(&v->t);
 }

@@ -94,7 +94,8 @@ METRICS_STRUCT(logger_metrics, LOGGER_METRICS);
 #define LATENCY_METRICS(X)                                                                         \
 	X(pause_vm)                                                                                \
 	X(resume_vm) X(vmm_pause_vm) X(vmm_resume_vm) X(instance_start) X(boot_time)               \
-		X(api_request_p50) X(api_request_p99) X(full_create_snapshot) X(load_snapshot)
+		X(api_request_p50) X(api_request_p99) X(full_create_snapshot)                      \
+		X(diff_create_snapshot) X(load_snapshot)
 METRICS_STRUCT(latency_metrics, LATENCY_METRICS);
 
 /* Firecracker's "block" (summed over the drives) */

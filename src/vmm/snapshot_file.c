@@ -46,6 +46,7 @@ static const struct section_info section_table[] = {
 	{ SNAPSHOT_SECTION_KVMCLOCK, "kvmclock", false },
 	{ SNAPSHOT_SECTION_SERIAL, "serial", false },
 	{ SNAPSHOT_SECTION_I8042, "i8042", false },
+	{ SNAPSHOT_SECTION_VMGENID, "vmgenid", false },
 	{ SNAPSHOT_SECTION_VIRTIO_MMIO, "virtio-mmio", true },
 	{ SNAPSHOT_SECTION_VIRTIO_BLK, "virtio-blk", true },
 	{ SNAPSHOT_SECTION_VIRTIO_NET, "virtio-net", true },

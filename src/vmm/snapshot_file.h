@@ -71,6 +71,7 @@ enum snapshot_section_id {
 	/* 0x0300-0x03ff: legacy devices */
 	SNAPSHOT_SECTION_SERIAL = 0x0300, /* once: the 16550A on COM1 */
 	SNAPSHOT_SECTION_I8042 = 0x0301,  /* once */
+	SNAPSHOT_SECTION_VMGENID = 0x0302, /* once (optional): the VM generation ID page */
 	/* 0x0400-0x04ff: virtio */
 	SNAPSHOT_SECTION_VIRTIO_MMIO = 0x0400,	/* one per device: transport registers, queues */
 	SNAPSHOT_SECTION_VIRTIO_BLK = 0x0401,	/* one per drive */

@@ -68,45 +68,10 @@ const struct bus_dev_ops vmgenid__ops = { .read = vmgenid_read, .write = vmgenid
 
 int vmgenid__save(const struct vmgenid *g, struct snapshot_file_writer *w)
 {
-	snapshot_file__begin_section(w, VMGENID_SNAPSHOT_SECTION, 0);
+	snapshot_file__begin_section(w, SNAPSHOT_SECTION_VMGENID, 0);
 	snapshot_file__put_u64(w, g->generation);
 	snapshot_file__put_bytes(w, g->id, sizeof(g->id));
 	return snapshot_file__end_section(w);
-}
-
-static uint64_t le(const uint8_t *p, unsigned int bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < bytes; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-/*
- * The first section with this id, whether this Ember's snapshot_file knows the id or not
- * (snapshot_file__next() gives only the known ones). open_buffer() has checked every
- * section header, so the walk stays in bounds.
- */
-static int find_section(const struct snapshot_file_reader *r, uint32_t id,
-			struct snapshot_file_section *s)
-{
-	uint64_t off = r->header_len;
-
-	while (r->data && r->sections_end - off >= SNAPSHOT_FILE_SECTION_HEADER_LEN) {
-		const uint8_t *h = r->data + off;
-
-		s->id = (uint32_t)le(h, 4);
-		s->flags = (uint32_t)le(h + 4, 4);
-		s->len = le(h + 8, 8);
-		s->offset = off + SNAPSHOT_FILE_SECTION_HEADER_LEN;
-		s->data = r->data + s->offset;
-		s->newer_minor = r->minor > SNAPSHOT_FILE_MINOR;
-		if (s->id == id)
-			return 0;
-		off = s->offset + s->len;
-	}
-	return -ENOENT;
 }
 
 static int read_generation(const struct snapshot_file_reader *r, uint64_t *generation)
@@ -116,7 +81,7 @@ static int read_generation(const struct snapshot_file_reader *r, uint64_t *gener
 	int ret;
 
 	*generation = 0;
-	if (find_section(r, VMGENID_SNAPSHOT_SECTION, &s))
+	if (snapshot_file__find(r, SNAPSHOT_SECTION_VMGENID, &s))
 		return 0; /* a snapshot from before VMGenID: generation 0 */
 	snapshot_file__cursor(&s, &c);
 	ret = snapshot_file__get_u64(&c, generation);

@@ -27,11 +27,11 @@
 #define VMGENID_COUNTER_OFFSET 16
 #define VMGENID_CMDLINE_PARAM "ember.vmgenid"
 /*
- * Its snapshot section (docs/snapshot-format.md): u64 generation counter, 16 bytes of ID
- * (for messages). Optional: an Ember that does not know it skips it, and a snapshot without
- * it restores as generation 0 (the restored VM then has generation 1).
+ * Its snapshot section, SNAPSHOT_SECTION_VMGENID (docs/snapshot-format.md): u64 generation
+ * counter, 16 bytes of ID (for messages). Optional: an Ember that does not know it skips
+ * it, and a snapshot without it restores as generation 0 (the restored VM then has
+ * generation 1).
  */
-#define VMGENID_SNAPSHOT_SECTION 0x0302u
 
 struct vmgenid {
 	uint8_t id[VMGENID_ID_BYTES];

@@ -359,7 +359,8 @@ int vmm__start_instance(struct vmm *v)
 /* Nothing but the logger, metrics and serial output configured: a snapshot may load. */
 static bool fresh(const struct vm_config *cfg)
 {
-	return !cfg->boot.kernel_image_path && !cfg->nr_drives && !cfg->nr_net && !cfg->has_vsock;
+	return !cfg->boot.kernel_image_path && !cfg->nr_drives && !cfg->nr_net && !cfg->has_vsock &&
+	       !cfg->has_entropy;
 }
 
 int vmm__load_snapshot(struct vmm *v, const struct snapshot_load_params *p)
@@ -372,7 +373,8 @@ int vmm__load_snapshot(struct vmm *v, const struct snapshot_load_params *p)
 				  "microVM is already running");
 	if (!fresh(&v->cfg))
 		return error__set(-EINVAL, "a snapshot loads only into a fresh Ember: this one has "
-				  "a boot source, drives, network interfaces or vsock configured");
+				  "a boot source, drives, network interfaces, vsock or entropy "
+				  "configured");
 	v->opts.boot_timer_origin_us = 0;
 	ret = snapshot__load(&v->vm, &v->cfg, &v->opts, p, &v->prefetch);
 	if (ret)
@@ -408,7 +410,9 @@ int vmm__create_snapshot(struct vmm *v, const struct snapshot_create_params *p)
 		return error__set(-EINVAL, "a snapshot is taken only while the microVM is paused "
 				  "(PATCH /vm {\"state\": \"Paused\"})");
 	ret = snapshot__create(&v->vm, &v->cfg, p, &v->diff_base);
-	if (!ret)
+	if (!ret && p->type == SNAPSHOT_TYPE_DIFF)
+		v->lat.diff_create_snapshot = log__wall_us_since_start() - t0;
+	else if (!ret)
 		v->lat.full_create_snapshot = log__wall_us_since_start() - t0;
 	return ret;
 }

@@ -196,7 +196,9 @@ static void snapshot_create(struct vmm *v, const struct vmm_action *a, struct vm
 		return;
 	}
 	log_info("snapshot written to %s and %s in %llu us", a->create.snapshot_path,
-		 a->create.mem_file_path, (unsigned long long)v->lat.full_create_snapshot);
+		 a->create.mem_file_path,
+		 (unsigned long long)(a->create.type == SNAPSHOT_TYPE_DIFF ? v->lat.diff_create_snapshot
+									   : v->lat.full_create_snapshot));
 	r->status = 204;
 }
 

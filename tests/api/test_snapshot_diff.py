@@ -4,6 +4,7 @@ holds only the pages written since the last snapshot (or the restore); merged in
 with build/ember-snapshot-merge it restores the VM as it was at the Diff. The test guest's
 `counter` test counts in memory: a restored guest goes on from its count."""
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -67,7 +68,11 @@ def test_diff_merged_into_its_base_restores_the_later_state(ember_factory, tmp_p
     full_state, full_mem, full_last = create(vm, tmp_path, "full", "Full")
     run_more(vm)
     diff_state, diff_mem, diff_last = create(vm, tmp_path, "diff", "Diff")
+    metrics = vm.ok("GET", "/metrics").text
     vm.kill()
+    for name in ("full_create_snapshot", "diff_create_snapshot"):  # Firecracker's latencies
+        m = re.search(rf"^ember_latencies_us_{name} (\d+)$", metrics, re.M)
+        assert m and int(m.group(1)) > 0, (name, metrics[:2000])
     assert diff_last > full_last
     assert os.path.getsize(diff_mem) == os.path.getsize(full_mem) == 128 << 20
     assert allocated(diff_mem) < allocated(full_mem) / 2, (allocated(diff_mem),

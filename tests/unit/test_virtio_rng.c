@@ -627,7 +627,7 @@ static void test_vmgenid_damaged_section(void **state)
 		uint8_t payload[25] = { 1 };
 
 		assert_int_equal(snapshot_file__writer_init(&w, "0.1.0", "test cpu"), 0);
-		snapshot_file__begin_section(&w, VMGENID_SNAPSHOT_SECTION, 0);
+		snapshot_file__begin_section(&w, SNAPSHOT_SECTION_VMGENID, 0);
 		snapshot_file__put_bytes(&w, payload, (size_t)(24 + extra));
 		assert_int_equal(snapshot_file__end_section(&w), 0);
 		assert_int_equal(snapshot_file__finish(&w, &data, &size), 0);
