@@ -67,7 +67,10 @@ struct options {
 
 struct region {
 	uint64_t base, size, offset; /* host address in the VMM, bytes, offset in the file */
+	uint64_t page;		     /* its page size: 4 KiB, or 2 MiB (hugetlb memory) */
 };
+
+#define HUGE_PAGE (2ULL << 20)
 
 /* The events that are noted, not acted on. */
 enum note_kind { NOTE_REMOVE, NOTE_UNMAP, NOTE_REMAP, NOTE_FORK, NOTE_OTHER, NR_NOTES };
@@ -252,11 +255,12 @@ static int parse_region(const cJSON *obj, int i, struct region *r)
 		ret = fail(-EPROTO, "region %d: no \"page_size\"", i);
 	if (ret)
 		return ret;
-	if (page_size != PAGE)
+	if (page_size != PAGE && page_size != HUGE_PAGE)
 		return fail(-EPROTO,
-			    "region %d: page size %" PRIu64 ", this handler serves %" PRIu64
-			    "-byte pages",
-			    i, page_size, PAGE);
+			    "region %d: page size %" PRIu64 ", this handler serves 4 KiB and "
+			    "2 MiB pages",
+			    i, page_size);
+	r->page = page_size;
 	return 0;
 }
 
@@ -264,7 +268,7 @@ static int check_region(const struct vm *vm, size_t i, uint64_t mem_size)
 {
 	const struct region *r = &vm->regions[i];
 
-	if (!r->size || r->size % PAGE || r->base % PAGE || r->offset % PAGE ||
+	if (!r->size || r->size % r->page || r->base % r->page || r->offset % PAGE ||
 	    r->base + r->size < r->base)
 		return fail(-EPROTO,
 			    "region %zu (address 0x%" PRIx64 ", size %" PRIu64 ", offset %" PRIu64
@@ -353,7 +357,8 @@ static const struct region *find_region(const struct vm *vm, uint64_t addr)
  * pages that exist. -EAGAIN: the VMM's memory map is changing; read its events, then retry.
  * -ESRCH: the process is gone.
  */
-static int uffd_copy(int uffd, uint64_t dst, const uint8_t *src, uint64_t len, uint64_t *copied)
+static int uffd_copy(int uffd, uint64_t dst, const uint8_t *src, uint64_t len, uint64_t page,
+		     uint64_t *copied)
 {
 	while (len) {
 		struct uffdio_copy c = { .dst = dst, .src = (uintptr_t)src, .len = len };
@@ -367,7 +372,7 @@ static int uffd_copy(int uffd, uint64_t dst, const uint8_t *src, uint64_t len, u
 			step = (uint64_t)c.copy;
 			*copied += step;
 		} else if (errno == EEXIST) {
-			step = PAGE;
+			step = page;
 		} else {
 			return -errno;
 		}
@@ -384,10 +389,11 @@ static int copy_fault(struct handler *h, struct vm *vm, uint64_t page)
 	uint64_t copied = 0;
 	int ret;
 
-	ret = uffd_copy(vm->uffd, page, h->mem + r->offset + (page - r->base), PAGE, &copied);
+	ret = uffd_copy(vm->uffd, page, h->mem + r->offset + (page - r->base), r->page, r->page,
+			&copied);
 	if (!ret && !copied) {
 		/* already there (prefetched): make sure the faulting thread goes on */
-		struct uffdio_range range = { page, PAGE };
+		struct uffdio_range range = { page, r->page };
 
 		ioctl(vm->uffd, UFFDIO_WAKE, &range);
 	}
@@ -428,11 +434,12 @@ static void record_page(struct vm *vm, uint64_t offset)
 
 static int serve_fault(struct handler *h, struct vm *vm, uint64_t addr)
 {
-	uint64_t page = addr & ~(PAGE - 1);
-	const struct region *r = find_region(vm, page);
+	const struct region *r = find_region(vm, addr);
+	uint64_t page;
 
 	if (!r)
 		return fail(-EPROTO, "a page fault at 0x%" PRIx64 ", outside every region", addr);
+	page = addr & ~(r->page - 1);
 	vm->faults++;
 	record_page(vm, r->offset + (page - r->base));
 	return copy_fault(h, vm, page);
@@ -539,7 +546,7 @@ static void probe(struct handler *h, struct vm *vm)
 	uint64_t copied = 0;
 	const struct region *r = &vm->regions[0];
 
-	if (uffd_copy(vm->uffd, r->base, h->mem + r->offset, PAGE, &copied) == -ESRCH)
+	if (uffd_copy(vm->uffd, r->base, h->mem + r->offset, r->page, r->page, &copied) == -ESRCH)
 		vm->gone = true;
 }
 
@@ -574,10 +581,15 @@ static int prefetch_range(struct handler *h, struct vm *vm, uint64_t offset, uin
 		uint64_t end =
 			offset + len < r->offset + r->size ? offset + len : r->offset + r->size;
 
+		/* whole pages of the region's size (a working set is in 4 KiB pages) */
+		start = r->offset + ((start - r->offset) & ~(r->page - 1));
+		end = end > start ? r->offset + ((end - r->offset + r->page - 1) & ~(r->page - 1))
+				  : end;
 		while (start < end && !vm->gone && !stop_signal) {
 			uint64_t n = end - start < PREFETCH_CHUNK ? end - start : PREFETCH_CHUNK;
 			uint64_t dst = r->base + (start - r->offset);
-			int ret = uffd_copy(vm->uffd, dst, h->mem + start, n, &vm->prefetched);
+			int ret = uffd_copy(vm->uffd, dst, h->mem + start, n, r->page,
+					    &vm->prefetched);
 
 			if (!ret)
 				start += n;

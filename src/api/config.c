@@ -99,16 +99,23 @@ static int get_uint(const char *path, const cJSON *item, uint64_t min, uint64_t 
 	return 0;
 }
 
+static const char *const huge_pages_names[] = {
+	[HUGE_PAGES_NONE] = "None",
+	[HUGE_PAGES_2M] = "2M",
+	[HUGE_PAGES_TRANSPARENT] = "Transparent",
+};
+
 static int parse_huge_pages(void *dst, const char *path, const cJSON *item)
 {
 	const char *s = cJSON_GetStringValue(item);
 
-	if (s && !strcmp(s, "None")) {
-		*(enum huge_pages *)dst = HUGE_PAGES_NONE;
-		return 0;
+	for (unsigned int i = 0; s && i < sizeof(huge_pages_names) / sizeof(huge_pages_names[0]);
+	     i++) {
+		if (!strcmp(s, huge_pages_names[i])) {
+			*(enum huge_pages *)dst = (enum huge_pages)i;
+			return 0;
+		}
 	}
-	if (s && (!strcmp(s, "2M") || !strcmp(s, "Transparent")))
-		return error__set(-EINVAL, "%s: \"%s\" is not supported yet", path, s);
 	return config__bad_choice(path, item, "\"None\", \"2M\" or \"Transparent\"");
 }
 
@@ -160,11 +167,6 @@ static int print_serial(cJSON *o, const char *name, const void *src, const struc
 	return s->serial_out_path ? print_object(o, name, src, f->section) : 0;
 }
 
-static const char *const huge_pages_names[] = {
-	[HUGE_PAGES_NONE] = "None",
-	[HUGE_PAGES_2M] = "2M",
-	[HUGE_PAGES_TRANSPARENT] = "Transparent",
-};
 
 static const char *const log_level_names[] = {
 	[LOG_LEVEL_OFF] = "Off",   [LOG_LEVEL_ERROR] = "Error", [LOG_LEVEL_WARN] = "Warning",
@@ -192,6 +194,7 @@ static const struct field machine_fields[] = {
 	{ .name = "cpu_template", .type = FIELD_CUSTOM, .parse = parse_cpu_template },
 	F_BOOL("track_dirty_pages", MACH, track_dirty_pages, 0),
 	F_ENUM("huge_pages", MACH, huge_pages, huge_pages_names, parse_huge_pages),
+	F_BOOL("ksm", MACH, ksm, 0), /* Ember's own: guest memory MADV_MERGEABLE */
 };
 
 static const struct field logger_fields[] = {

@@ -424,9 +424,23 @@ static int map_memory(const struct snapshot_load_params *p, const struct layout 
 		return error__set(-EINVAL, "the snapshot's memory is %llu bytes, its machine-config "
 				  "says %llu MiB", (unsigned long long)l->total,
 				  (unsigned long long)cfg->machine.mem_size_mib);
+	struct memory_backing b;
+	int ret;
+
+	vm__memory_backing(cfg, &b);
 	if (p->backend == SNAPSHOT_BACKEND_UFFD)
-		return snapshot_uffd__map(mem, l->total, l->offset, p->backend_path);
-	return map_file(p, l, mem);
+		return snapshot_uffd__map(mem, l->total, &b, l->offset, p->backend_path);
+	/* a file's pages are 4 KiB page-cache pages: hugetlbfs memory cannot map them */
+	if (b.huge == MEMORY_HUGE_2M)
+		return error__set(-EINVAL, "the snapshot's memory is backed by 2 MiB huge pages "
+				  "(huge_pages 2M): it restores through the Uffd backend only");
+	ret = map_file(p, l, mem);
+	if (ret)
+		return ret;
+	ret = memory__advise(mem, &b);
+	if (ret)
+		memory__unmap(mem);
+	return ret;
 }
 
 /* The regions Ember lays out for cfg must be the snapshot's. */

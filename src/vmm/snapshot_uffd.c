@@ -61,17 +61,18 @@ static int register_regions(int fd, const struct gmem *gm)
  */
 static int layout_json(const struct gmem *gm, const uint64_t *offsets, char *buf, size_t size)
 {
+	unsigned long long page = gm->huge_2m ? MEMORY_HUGE_2M_BYTES : PAGE;
 	size_t n = 0;
 
 	n += (size_t)snprintf(buf + n, size - n, "[");
 	for (unsigned int i = 0; i < gm->nr_regions && n < size; i++)
 		n += (size_t)snprintf(buf + n, size - n,
 				      "%s{\"base_host_virt_addr\":%llu,\"size\":%llu,\"offset\":%llu,"
-				      "\"page_size\":%d,\"page_size_kib\":%d}",
+				      "\"page_size\":%llu,\"page_size_kib\":%llu}",
 				      i ? "," : "",
 				      (unsigned long long)(uintptr_t)gm->regions[i].host,
 				      (unsigned long long)gm->regions[i].size,
-				      (unsigned long long)offsets[i], PAGE, PAGE);
+				      (unsigned long long)offsets[i], page, page);
 	if (n < size)
 		n += (size_t)snprintf(buf + n, size - n, "]");
 	return n < size ? (int)n : -ENOSPC;
@@ -107,13 +108,13 @@ static int send_to_handler(const char *path, int uffd, const char *msg, size_t l
 	return ret;
 }
 
-int snapshot_uffd__map(struct gmem *gm, uint64_t mem_bytes, const uint64_t *offsets,
-		       const char *socket_path)
+int snapshot_uffd__map(struct gmem *gm, uint64_t mem_bytes, const struct memory_backing *b,
+		       const uint64_t *offsets, const char *socket_path)
 {
 	char msg[1024];
 	int uffd, ret, len;
 
-	ret = memory__map(gm, mem_bytes);
+	ret = memory__map_backed(gm, mem_bytes, b, true);
 	if (ret)
 		return ret;
 	uffd = open_uffd();

@@ -13,12 +13,13 @@
 #include "vmm/memory.h"
 
 /*
- * Lays out and maps mem_bytes of anonymous guest memory in gm, registers every region with
- * a new userfaultfd (missing pages), and hands it to the handler at socket_path with the
- * regions' addresses, sizes and memory-file offsets (offsets[i]). gm keeps the uffd (closed
- * by memory__unmap()). 0, or -errno with error__set() and gm unmapped.
+ * Lays out and maps mem_bytes of anonymous guest memory in gm (backed as b says: 2 MiB
+ * huge pages are private hugetlb pages here, and the handler is told the page size),
+ * registers every region with a new userfaultfd (missing pages), and hands it to the handler
+ * at socket_path with the regions' addresses, sizes and memory-file offsets (offsets[i]). gm
+ * keeps the uffd (closed by memory__unmap()). 0, or -errno with error__set() and gm unmapped.
  */
-int snapshot_uffd__map(struct gmem *gm, uint64_t mem_bytes, const uint64_t *offsets,
-		       const char *socket_path);
+int snapshot_uffd__map(struct gmem *gm, uint64_t mem_bytes, const struct memory_backing *b,
+		       const uint64_t *offsets, const char *socket_path);
 
 #endif

@@ -56,14 +56,30 @@ static int create_irqchip(struct vm *vm)
 	return ret;
 }
 
+void vm__memory_backing(const struct vm_config *cfg, struct memory_backing *b)
+{
+	static const enum memory_huge huge[] = {
+		[HUGE_PAGES_NONE] = MEMORY_HUGE_NONE,
+		[HUGE_PAGES_2M] = MEMORY_HUGE_2M,
+		[HUGE_PAGES_TRANSPARENT] = MEMORY_HUGE_THP,
+	};
+
+	b->huge = huge[cfg->machine.huge_pages];
+	b->ksm = cfg->machine.ksm;
+}
+
 /* Fresh anonymous memory, or a restore's, already in vm->gmem (premapped). */
 static int setup_memory(struct vm *vm, bool premapped)
 {
 	uint64_t bytes = vm->cfg->machine.mem_size_mib << 20;
 	int ret = 0;
 
-	if (!premapped)
-		ret = memory__map(&vm->gmem, bytes);
+	if (!premapped) {
+		struct memory_backing b;
+
+		vm__memory_backing(vm->cfg, &b);
+		ret = memory__map_backed(&vm->gmem, bytes, &b, false);
+	}
 	if (!ret && vm->cfg->machine.track_dirty_pages)
 		ret = memory__track_dirty(&vm->gmem);
 	if (ret) {

@@ -128,6 +128,8 @@ struct snapshot_file_reader;
 /* Every device's state into a snapshot, and back (snapshot.c calls them). 0 or -errno. */
 int vm__save_devices(struct vm *vm, struct snapshot_file_writer *w);
 int vm__restore_devices(struct vm *vm, const struct snapshot_file_reader *r);
+/* How cfg's guest memory is backed (machine-config huge_pages, ksm). */
+void vm__memory_backing(const struct vm_config *cfg, struct memory_backing *b);
 /* Starts one thread per vCPU. */
 int vm__start(struct vm *vm);
 /* Records why the VM stops (first caller wins) and wakes the VMM thread. */

@@ -39,6 +39,7 @@ struct machine_config {
 	bool smt;	       /* two threads per core; needs an even vcpu_count > 1 or 1 */
 	bool track_dirty_pages;
 	enum huge_pages huge_pages;
+	bool ksm; /* Ember's own: the host's KSM may merge identical guest pages */
 };
 
 struct logger_config {

@@ -91,12 +91,12 @@ def test_machine_config_defaults_put_get_patch(ember):
     r = ember.get("/machine-config")
     assert r.status == 200, r
     assert r.json == {"vcpu_count": 1, "mem_size_mib": 128, "smt": False,
-                      "track_dirty_pages": False, "huge_pages": "None"}
+                      "track_dirty_pages": False, "huge_pages": "None", "ksm": False}
     ember.ok("PUT", "/machine-config", {**MACHINE, "smt": True, "track_dirty_pages": True,
                                         "huge_pages": "None", "cpu_template": "None"})
     assert ember.get("/machine-config").json == {
         "vcpu_count": 2, "mem_size_mib": 256, "smt": True, "track_dirty_pages": True,
-        "huge_pages": "None"}
+        "huge_pages": "None", "ksm": False}
     ember.ok("PATCH", "/machine-config", {"mem_size_mib": 512})
     got = ember.get("/machine-config").json
     assert (got["vcpu_count"], got["mem_size_mib"], got["smt"]) == (2, 512, True), got
@@ -308,8 +308,8 @@ ERRORS = [
     ("PUT", "/machine-config", {"vcpu_count": 3, "mem_size_mib": 128, "smt": True},
      400, ["smt", "even", "3"]),
     ("PATCH", "/machine-config", {"vcpu_count": 40}, 400, ["vcpu_count", "got 40"]),
-    ("PUT", "/machine-config", {**MACHINE, "huge_pages": "2M"},
-     400, ["huge_pages", "2M", "not supported yet"]),
+    ("PUT", "/machine-config", {**MACHINE, "huge_pages": "4M"},
+     400, ["huge_pages", "4M", "\"None\", \"2M\" or \"Transparent\""]),
     ("PUT", "/machine-config", {**MACHINE, "cpu_template": "T2"},
      400, ["cpu_template", "T2", "not supported yet"]),
     ("PUT", "/boot-source", {**BOOT, "boot_args": "x" * 2048}, 400, ["boot_args", "2047", "2048"]),

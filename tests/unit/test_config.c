@@ -508,10 +508,7 @@ static const struct bad_value {
 	{ "machine-config", "huge_pages", "\"4M\"",
 	  "machine-config.huge_pages: must be \"None\", \"2M\" or \"Transparent\", got \"4M\"" },
 	{ "machine-config", "huge_pages", "\"none\"", "machine-config.huge_pages: must be" },
-	{ "machine-config", "huge_pages", "\"2M\"",
-	  "machine-config.huge_pages: \"2M\" is not supported yet" },
-	{ "machine-config", "huge_pages", "\"Transparent\"",
-	  "machine-config.huge_pages: \"Transparent\" is not supported yet" },
+	{ "machine-config", "ksm", "1", "machine-config.ksm: must be true or false" },
 	{ "machine-config", "cpu_template", "1", "machine-config.cpu_template: must be a string" },
 	{ "machine-config", "cpu_template", "\"T2\"",
 	  "machine-config.cpu_template: \"T2\" is not supported yet" },
@@ -938,7 +935,7 @@ static void test_to_json_minimal(void **state)
 		"{\"balloon\":null,\"drives\":[],\"boot-source\":{\"kernel_image_path\":\"/k\","
 		"\"initrd_path\":null,\"boot_args\":null},\"cpu-config\":null,\"logger\":null,"
 		"\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"smt\":false,"
-		"\"track_dirty_pages\":false,\"huge_pages\":\"None\"},\"metrics\":null,"
+		"\"track_dirty_pages\":false,\"huge_pages\":\"None\",\"ksm\":false},\"metrics\":null,"
 		"\"mmds-config\":null,\"network-interfaces\":[],\"vsock\":null,\"entropy\":null}";
 	struct vm_config cfg;
 	char *json;
@@ -951,7 +948,7 @@ static void test_to_json_minimal(void **state)
 	free(json);
 	json = config__machine_to_json(&cfg.machine);
 	assert_string_equal(json, "{\"vcpu_count\":1,\"mem_size_mib\":128,\"smt\":false,"
-				  "\"track_dirty_pages\":false,\"huge_pages\":\"None\"}");
+				  "\"track_dirty_pages\":false,\"huge_pages\":\"None\",\"ksm\":false}");
 	free(json);
 	config__free(&cfg);
 }
@@ -981,7 +978,7 @@ static void test_to_json_full(void **state)
 		"\"logger\":{\"log_path\":\"/tmp/fc.log\",\"level\":\"Debug\",\"show_level\":true,"
 		"\"show_log_origin\":true,",
 		"\"machine-config\":{\"vcpu_count\":4,\"mem_size_mib\":1024,\"smt\":true,"
-		"\"track_dirty_pages\":true,\"huge_pages\":\"None\"}",
+		"\"track_dirty_pages\":true,\"huge_pages\":\"None\",\"ksm\":false}",
 		"\"serial\":{\"serial_out_path\":\"/tmp/serial.out\"",
 	};
 	struct vm_config cfg;

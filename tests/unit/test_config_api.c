@@ -402,9 +402,7 @@ static const struct bad_value {
 	{ &machine_t, "mem_size_mib", "-5", "mem_size_mib: must be an integer from 1" },
 	{ &machine_t, "smt", "1", "smt: must be true or false, got a number" },
 	{ &machine_t, "track_dirty_pages", "\"yes\"", "track_dirty_pages: must be true or false" },
-	{ &machine_t, "huge_pages", "\"2M\"", "huge_pages: \"2M\" is not supported yet" },
-	{ &machine_t, "huge_pages", "\"Transparent\"",
-	  "huge_pages: \"Transparent\" is not supported yet" },
+	{ &machine_t, "ksm", "\"yes\"", "ksm: must be true or false" },
 	{ &machine_t, "huge_pages", "\"none\"",
 	  "huge_pages: must be \"None\", \"2M\" or \"Transparent\", got \"none\"" },
 	{ &machine_t, "cpu_template", "\"T2\"", "cpu_template: \"T2\" is not supported yet" },
@@ -412,7 +410,7 @@ static const struct bad_value {
 	{ &machine_t, "vcpus", "2", "machine-config: unknown field \"vcpus\"" },
 	{ &machine_patch_t, "vcpu_count", "33", "vcpu_count: must be an integer from 1 to 32" },
 	{ &machine_patch_t, "vcpu_count", "3", "smt: needs vcpu_count 1 or an even number, got 3" },
-	{ &machine_patch_t, "huge_pages", "\"2M\"", "huge_pages: \"2M\" is not supported yet" },
+	{ &machine_patch_t, "huge_pages", "\"1G\"", "huge_pages: must be \"None\", \"2M\" or" },
 	{ &machine_patch_t, "smt", "\"x\"", "smt: must be true or false" },
 	{ &machine_patch_t, "vcpus", "2", "machine-config: unknown field \"vcpus\"" },
 	{ &logger_t, "log_path", "\"\"", "log_path: must not be empty" },
@@ -1236,7 +1234,7 @@ static void test_machine_to_json(void **state)
 	base(&cfg);
 	json = config__machine_to_json(&cfg.machine);
 	assert_string_equal(json, "{\"vcpu_count\":2,\"mem_size_mib\":256,\"smt\":true,"
-				  "\"track_dirty_pages\":true,\"huge_pages\":\"None\"}");
+				  "\"track_dirty_pages\":true,\"huge_pages\":\"None\",\"ksm\":false}");
 	free(json);
 	config__free(&cfg);
 }
