@@ -29,6 +29,9 @@ const char cli__usage[] =
 	"  --seccomp-filter FILE  per-thread seccomp filters compiled by ember-seccompiler,\n"
 	"                       in place of the built-in ones (docs/seccomp.md)\n"
 	"  --no-seccomp         no seccomp filters (not for untrusted guests)\n"
+	"  --print-memory-stats [--json]\n"
+	"                       print every Ember's guest memory on this host (given,\n"
+	"                       resident, private, shared) and the overcommit, and exit\n"
 	"  --version            print the version and exit\n"
 	"  --help               print this help and exit\n"
 	"\n"
@@ -52,6 +55,8 @@ enum {
 	OPT_NO_SECCOMP,
 	OPT_VERSION,
 	OPT_HELP,
+	OPT_MEMORY_STATS,
+	OPT_JSON,
 };
 
 static const struct option options[] = {
@@ -69,6 +74,8 @@ static const struct option options[] = {
 	{ "seccomp-filter", required_argument, NULL, OPT_SECCOMP_FILTER },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "print-memory-stats", no_argument, NULL, OPT_MEMORY_STATS },
+	{ "json", no_argument, NULL, OPT_JSON },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -163,6 +170,12 @@ static int handle(int opt, const char *arg, struct cli_args *a)
 	case OPT_HELP:
 		a->action = CLI_HELP;
 		return 0;
+	case OPT_MEMORY_STATS:
+		a->action = CLI_MEMORY_STATS;
+		return 0;
+	case OPT_JSON:
+		a->json = true;
+		return 0;
 	default:
 		return error__set(-EINVAL, "unknown or incomplete option (try --help)");
 	}
@@ -196,6 +209,8 @@ int cli__parse(int argc, char **argv, struct cli_args *args)
 	}
 	if (optind < argc)
 		return error__set(-EINVAL, "unexpected argument '%s' (try --help)", argv[optind]);
+	if (args->json && args->action != CLI_MEMORY_STATS)
+		return error__set(-EINVAL, "--json goes with --print-memory-stats");
 	if (args->action != CLI_RUN)
 		return 0;
 	if (!args->config_file && !args->api_sock)

@@ -18,6 +18,7 @@ enum cli_action {
 	CLI_RUN,
 	CLI_HELP,
 	CLI_VERSION,
+	CLI_MEMORY_STATS, /* --print-memory-stats: the host's Embers' memory, then exit */
 };
 
 struct cli_args {
@@ -36,6 +37,7 @@ struct cli_args {
 	const char *id;
 	const char *seccomp_filter; /* a compiled filter file, for the built-in filters */
 	bool no_seccomp;
+	bool json; /* --json, with --print-memory-stats */
 };
 
 /* 0, or -EINVAL with error__set() naming the bad argument. */

@@ -15,6 +15,7 @@
 #include "jail/seccomp.h"
 #include "vmm/cli.h"
 #include "vmm/log.h"
+#include "vmm/memstats.h"
 #include "vmm/vmm.h"
 
 static int setup_logging(const struct cli_args *a, const struct vm_config *cfg)
@@ -85,6 +86,11 @@ int main(int argc, char **argv)
 	log__mark_process_start();
 	if (cli__parse(argc, argv, &args))
 		return fail("bad arguments");
+	if (args.action == CLI_MEMORY_STATS) {
+		if (memstats__print_host(stdout, args.json))
+			return fail("--print-memory-stats: cannot read /proc");
+		return 0;
+	}
 	if (args.action != CLI_RUN) {
 		if (args.action == CLI_HELP)
 			fputs(cli__usage, stdout);

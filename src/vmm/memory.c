@@ -7,6 +7,7 @@
 #include <string.h>
 #include <linux/memfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -162,7 +163,7 @@ static int huge_error(int err, uint64_t mem_bytes)
 /* The memfd of 2 MiB pages, reserved whole now: a shortage is an error here, not a SIGBUS. */
 static int huge_memfd(uint64_t mem_bytes)
 {
-	int fd = memfd_create("ember-guest-ram", MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB);
+	int fd = memfd_create(MEMORY_GUEST_NAME, MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB);
 
 	if (fd < 0)
 		return huge_error(-errno, mem_bytes);
@@ -189,6 +190,15 @@ static void *map_region(const struct gmem_region *r, enum memory_huge huge, int 
 			    (off_t)file_off);
 	return mmap(NULL, r->size, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+}
+
+/* Out of core files, and named where it is anonymous (both only advice: errors ignored). */
+static void mark_guest(void *p, uint64_t size, bool anonymous)
+{
+	madvise(p, size, MADV_DONTDUMP);
+	if (anonymous)
+		prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, (unsigned long)size,
+		      (unsigned long)MEMORY_GUEST_NAME);
 }
 
 int memory__map_backed(struct gmem *gm, uint64_t mem_bytes, const struct memory_backing *b,
@@ -225,6 +235,7 @@ int memory__map_backed(struct gmem *gm, uint64_t mem_bytes, const struct memory_
 		}
 		r->host = p;
 		off += r->size;
+		mark_guest(p, r->size, memfd < 0);
 		if (huge == MEMORY_HUGE_THP)
 			madvise(p, r->size, MADV_HUGEPAGE); /* advice: THP may be off on the host */
 	}
@@ -272,6 +283,7 @@ int memory__map_file(struct gmem *gm, uint64_t mem_bytes, int fd, const uint64_t
 					  (unsigned long long)(r->size >> 20), strerror(-ret));
 		}
 		r->host = p;
+		mark_guest(p, r->size, false);
 	}
 	return 0;
 }

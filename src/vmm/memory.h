@@ -73,6 +73,11 @@ struct memory_backing {
 };
 
 #define MEMORY_HUGE_2M_BYTES (2ULL << 20)
+/*
+ * Guest memory is never in a core file (MADV_DONTDUMP, "dd" in smaps' VmFlags) and, where
+ * the kernel names mappings, is called this: how memstats.h finds it in any Ember.
+ */
+#define MEMORY_GUEST_NAME "ember-guest-ram"
 
 /*
  * Fills gm's regions for mem_bytes of RAM: one region from 0, split around the 32-bit MMIO

@@ -3,8 +3,11 @@
 huge pages boot the test guest when the host has them reserved and fail with a clear 400
 when it has not; a 2M-backed guest's snapshot restores through the Uffd backend (and is
 refused from a file); Transparent huge pages and KSM are advice the kernel sees on the
-guest's mapping (/proc/PID/smaps)."""
+guest's mapping (/proc/PID/smaps). And `ember --print-memory-stats`, the host-wide view of
+what the guests were given against what they hold."""
+import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from test_snapshot_uffd import handlers, uffd_body  # noqa: F401 (a fixture)
 from test_snapshot import load_body
 
 NR_HUGEPAGES = Path("/proc/sys/vm/nr_hugepages")
+EMBER = Path(__file__).resolve().parents[2] / "build" / "ember"
 MEM_MIB = 64
 
 
@@ -145,3 +149,62 @@ def test_ksm_survives_a_restore(ember_factory, tmp_path):
     dst.ok("PUT", "/snapshot/load", load_body(state, mem))
     maps = guest_mappings(dst.proc.pid)
     assert maps and all("mg" in f["VmFlags"].split() for _, f in maps), maps
+
+
+# ---- overcommit accounting ----
+
+def memory_stats():
+    r = subprocess.run([str(EMBER), "--print-memory-stats", "--json"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_print_memory_stats(ember_factory, tmp_path):
+    """`ember --print-memory-stats --json` lists every Ember on the host with the memory its
+    guest was given, and how much of it is resident: a booted guest's is private; two clones
+    restored from one memory file share the file's page cache (resident in both, counted
+    as shared). The totals add up, and the overcommit is given against host RAM."""
+    a = ember_factory(["--id", "vm-a"], name="a")
+    assert boot(a).status == 204
+    b = ember_factory(["--id", "vm-b"], name="b")
+    b.configure("tests=counter", mem_mib=128)
+    b.start()
+    b.wait_until(lambda: len(counts(b)) >= 2, 10, "counting")
+    b.ok("PATCH", "/vm", {"state": "Paused"})
+    state, mem = tmp_path / "s.state", tmp_path / "s.mem"
+    b.ok("PUT", "/snapshot/create", {"snapshot_path": str(state), "mem_file_path": str(mem)})
+    clones = []
+    for name in ("vm-c", "vm-d"):
+        vm = ember_factory(["--id", name], name=name)
+        vm.ok("PUT", "/snapshot/load", load_body(state, mem))
+        clones.append(vm)
+    for vm in [a] + clones:
+        vm.wait_until(lambda: len(counts(vm)) >= 2, 10, "counting")
+    stats = memory_stats()
+    vms = {v["pid"]: v for v in stats["vms"]}
+    mine = [a, b] + clones
+    got = [vms.get(vm.proc.pid) for vm in mine]
+    assert all(got), (stats, [vm.proc.pid for vm in mine])
+    assert [g["id"] for g in got] == ["vm-a", "vm-b", "vm-c", "vm-d"]
+    assert [g["guest_bytes"] for g in got] == [64 << 20] + [128 << 20] * 3
+    for g in got:
+        assert 0 < g["rss_bytes"] <= g["guest_bytes"], g
+        assert g["private_bytes"] + g["shared_bytes"] == g["rss_bytes"], g
+    assert got[0]["shared_bytes"] == 0, got[0]
+    for g in got[2:]:  # the memory file's pages, mapped by both clones
+        assert g["shared_bytes"] > 0 and g["pss_bytes"] < g["rss_bytes"], g
+    total = stats["total"]
+    for key in ("guest_bytes", "rss_bytes", "pss_bytes"):
+        assert total[key] == sum(v[key] for v in stats["vms"]), key
+    host = stats["host_mem_bytes"]
+    assert host > 0 and abs(stats["overcommit"] - total["guest_bytes"] / host) < 1e-3
+
+
+def test_print_memory_stats_table_and_refusals():
+    r = subprocess.run([str(EMBER), "--print-memory-stats"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("     PID ID"), r
+    assert "overcommit" in r.stdout.splitlines()[-1]
+    r = subprocess.run([str(EMBER), "--json"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "--json goes with --print-memory-stats" in r.stderr, r
