@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_snapshot import STEP, counts, settled_console
+from test_snapshot import STEP, counts, paused_count
 from test_snapshot_uffd import handlers, uffd_body  # noqa: F401 (a fixture)
 from test_snapshot import load_body
 
@@ -100,8 +100,7 @@ def test_2m_snapshot_restores_through_uffd(ember_factory, reserved, handlers, tm
     assert boot(vm, huge_pages="2M").status == 204
     vm.wait_until(lambda: len(counts(vm)) >= 3, 10, "counting")
     vm.ok("PATCH", "/vm", {"state": "Paused"})
-    settled_console(vm)
-    last = counts(vm)[-1]
+    last = paused_count(vm)
     state, mem = tmp_path / "s.state", tmp_path / "s.mem"
     vm.ok("PUT", "/snapshot/create", {"snapshot_path": str(state), "mem_file_path": str(mem)})
     vm.kill()

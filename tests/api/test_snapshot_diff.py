@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from test_snapshot import STEP, boot_counter, counts, load_body, settled_console
+from test_snapshot import STEP, boot_counter, counts, load_body, paused_count
 
 MERGE = Path(__file__).resolve().parents[2] / "build" / "ember-snapshot-merge"
 
@@ -17,8 +17,7 @@ MERGE = Path(__file__).resolve().parents[2] / "build" / "ember-snapshot-merge"
 def create(vm, tmp_path, name, kind):
     """Pauses vm and takes a `kind` snapshot; returns (state, memory, the last count)."""
     vm.ok("PATCH", "/vm", {"state": "Paused"})
-    settled_console(vm)
-    last = counts(vm)[-1]
+    last = paused_count(vm)
     state, mem = tmp_path / f"{name}.state", tmp_path / f"{name}.mem"
     vm.ok("PUT", "/snapshot/create", {"snapshot_type": kind, "snapshot_path": str(state),
                                       "mem_file_path": str(mem)})

@@ -72,7 +72,11 @@ def take_snapshot(vm, tmp_path, kind="Full", name="fn"):
         if vm.console == seen:
             break
         seen = vm.console
-    last = counts(vm)[-1]
+    whole, _, partial = seen.rpartition("\n")
+    last = [int(m.group(1)) for line in whole.splitlines()
+            if (m := COUNT_RE.match(line.strip()))][-1]
+    if partial.strip():  # paused in the middle of printing the next count
+        last += 1
     state, mem = tmp_path / f"{name}.state", tmp_path / f"{name}.mem"
     vm.ok("PUT", "/snapshot/create", {"snapshot_type": kind, "snapshot_path": str(state),
                                       "mem_file_path": str(mem)})

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Density: how many idle clones of one snapshotted Linux guest fit on a host, and what each
+costs.
+
+A 128 MiB Linux guest (vmlinux, the busybox initramfs, the guest agent on vsock) is booted
+once and snapshotted (Full, File backend). Then, for each variant and each N, N clones are
+restored one after another, each its own `ember` process with its own vsock socket
+(vsock_override), and left idle for SETTLE seconds. Reported per N:
+
+  - the time to restore all N (load requests, one after another);
+  - host memory per clone: PSS of each Ember process (/proc/PID/smaps_rollup: its own
+    memory plus its share of the memory file's page cache), its private part, and what
+    `ember --print-memory-stats` counts as guest memory resident;
+  - how many clones answer on vsock (the agent's ECHO) after the settle time;
+  - the host's MemAvailable before and after.
+
+Variants: plain; ksm (machine-config ksm in the snapshot, the host's ksmd running fast, and
+the measure taken once ksmd's pages_sharing has settled); balloon (each clone's balloon
+inflated to BALLOON_MIB after its restore, with free page reporting, when the snapshot has a
+balloon device - the source is booted with one). It stops growing N at the first clone
+that fails to restore or when MemAvailable falls under a reserve, and says what limited it.
+
+Issue 9's target: under 4 MiB of private host memory per idle clone, and at least 500
+idle clones of 128 MiB on a 24 GiB host. On a host without vmx/svm this runs inside the
+real-KVM bench (tests/bench-vm/run-in-l1, here with EMBER_L1_MEM of L1 memory), whose one
+TCG vCPU runs every clone's timer ticks: the clone count it reaches there is bounded by L1's
+memory and CPU, not by Ember. Results: bench/results/density.{json,md}, history.jsonl.
+
+    bench/density.py [--counts 50,200,500] [--variants plain,ksm,balloon] [--settle 10]
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from linux_boot import Images, environment, on_real_kvm  # noqa: E402
+from linux_snapshot import Vm, ask, first_reply  # noqa: E402
+from framework.microvm import DEFAULT_BOOT_ARGS  # noqa: E402
+from framework.vsock import AGENT_PORT  # noqa: E402
+
+EMBER = os.path.join(ROOT, "build", "ember")
+RESULTS = os.path.join(ROOT, "bench", "results")
+MEM_MIB = 128
+BALLOON_MIB = 64
+RESERVE_MIB = 512  # stop adding clones when the host has less than this available
+KSM = "/sys/kernel/mm/ksm"
+
+
+def meminfo(key):
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def rollup(pid):
+    """(PSS, private) bytes of a process, from smaps_rollup."""
+    pss = priv = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k == "Pss":
+                pss = int(v.split()[0]) * 1024
+            elif k in ("Private_Clean", "Private_Dirty"):
+                priv += int(v.split()[0]) * 1024
+    return pss, priv
+
+
+def make_snapshot(workdir, images, variant):
+    vm = Vm(workdir, "source")
+    uds = os.path.join(workdir, "source.vsock")
+    vm.ok("PUT", "/boot-source", {"kernel_image_path": images.vmlinux,
+                                  "initrd_path": images.initramfs,
+                                  "boot_args": f"{DEFAULT_BOOT_ARGS} ember_agent={AGENT_PORT}"})
+    vm.ok("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": MEM_MIB,
+                                     "ksm": variant == "ksm"})
+    if variant == "balloon":
+        vm.ok("PUT", "/balloon", {"amount_mib": 0, "deflate_on_oom": True,
+                                  "stats_polling_interval_s": 0, "free_page_reporting": True})
+    vm.ok("PUT", "/vsock", {"guest_cid": 3, "uds_path": uds})
+    vm.ok("PUT", "/actions", {"action_type": "InstanceStart"})
+    first_reply(uds, time.perf_counter(), timeout=300)
+    vm.ok("PATCH", "/vm", {"state": "Paused"})
+    state, mem = os.path.join(workdir, "fn.state"), os.path.join(workdir, "fn.mem")
+    vm.ok("PUT", "/snapshot/create", {"snapshot_path": state, "mem_file_path": mem})
+    vm.stop()
+    return state, mem
+
+
+def restore(workdir, state, mem, name, variant):
+    vm = Vm(workdir, name)
+    uds = os.path.join(workdir, name + ".vsock")
+    try:
+        vm.ok("PUT", "/snapshot/load", {"snapshot_path": state, "resume_vm": True,
+                                        "mem_backend": {"backend_type": "File",
+                                                        "backend_path": mem},
+                                        "vsock_override": {"uds_path": uds}})
+        if variant == "balloon":
+            vm.ok("PATCH", "/balloon", {"amount_mib": BALLOON_MIB})
+    except Exception:
+        vm.stop()
+        raise
+    return vm, uds
+
+
+def guest_resident():
+    """Bytes of guest memory resident over every Ember (ember --print-memory-stats)."""
+    r = subprocess.run([EMBER, "--print-memory-stats", "--json"], capture_output=True,
+                       text=True)
+    if r.returncode:
+        print(f"density: ember --print-memory-stats: {r.stderr.strip()}", file=sys.stderr)
+        return None
+    return json.loads(r.stdout)["total"]["rss_bytes"]
+
+
+def ksm_settle(timeout=120):
+    """Starts ksmd fast and waits until pages_sharing stops growing."""
+    for k, v in (("pages_to_scan", "5000"), ("sleep_millisecs", "10"), ("run", "1")):
+        with open(os.path.join(KSM, k), "w") as f:
+            f.write(v)
+    last, stable, deadline = -1, 0, time.monotonic() + timeout
+    while time.monotonic() < deadline and stable < 3:
+        time.sleep(2)
+        with open(os.path.join(KSM, "pages_sharing")) as f:
+            now = int(f.read())
+        stable = stable + 1 if now == last else 0
+        last = now
+    return last
+
+
+def ksm_stop():
+    try:
+        with open(os.path.join(KSM, "run"), "w") as f:
+            f.write("2")  # stop and unmerge
+    except OSError:
+        pass
+
+
+def measure(workdir, state, mem, n, variant, settle):
+    avail0 = meminfo("MemAvailable")
+    vms, limit = [], None
+    t0 = time.perf_counter()
+    for i in range(n):
+        if meminfo("MemAvailable") < RESERVE_MIB << 20:
+            limit = f"host memory: under {RESERVE_MIB} MiB available after {i} clones"
+            break
+        try:
+            vms.append(restore(workdir, state, mem, f"n{n}-{i}", variant))
+        except (RuntimeError, OSError) as e:
+            limit = f"clone {i} failed to restore: {e}"
+            break
+    restore_s = time.perf_counter() - t0
+    time.sleep(settle)
+    sharing = ksm_settle() if variant == "ksm" else None
+    answered = sum(ask(uds, timeout=30) for _, uds in vms)
+    per = [rollup(vm.proc.pid) for vm, _ in vms]
+    resident = guest_resident()
+    avail1 = meminfo("MemAvailable")
+    for vm, _ in vms:
+        vm.stop()
+    if variant == "ksm":
+        ksm_stop()
+    k = len(vms) or 1
+    return {"variant": variant, "asked": n, "restored": len(vms), "answered": answered,
+            "limited_by": limit, "restore_all_s": round(restore_s, 2),
+            "pss_mib_per_clone": round(sum(p for p, _ in per) / k / 2**20, 2),
+            "private_mib_per_clone": round(sum(q for _, q in per) / k / 2**20, 2),
+            "guest_resident_mib_per_clone": None if resident is None
+            else round(resident / k / 2**20, 2),
+            "host_available_drop_mib_per_clone": round((avail0 - avail1) / k / 2**20, 2),
+            "ksm_pages_sharing": sharing}
+
+
+def write(res):
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "density.json"), "w") as f:
+        json.dump(res, f, indent=2)
+        f.write("\n")
+    rows = [f"| {c['variant']} | {c['asked']} | {c['restored']} | {c['answered']} | "
+            f"{c['restore_all_s']} | {c['pss_mib_per_clone']} | {c['private_mib_per_clone']} | "
+            f"{c['guest_resident_mib_per_clone']} | {c['host_available_drop_mib_per_clone']} | "
+            f"{c['limited_by'] or ''} |" for c in res["cases"]]
+    best = max((c["answered"] for c in res["cases"]), default=0)
+    md = f"""# Density: idle clones of one 128 MiB Linux guest ({res['date']})
+
+`bench/density.py`, Ember {res['commit']}; environment: {json.dumps(res['environment'])}.
+One snapshot (Full, File backend) of a 128 MiB guest with the agent on vsock; N clones
+restored one after another, each its own Ember, idle {res['settle_s']} s, then measured.
+
+| variant | N asked | restored | answer on vsock | restore all (s) | PSS per clone (MiB) | private per clone (MiB) | guest memory resident per clone (MiB) | MemAvailable drop per clone (MiB) | limited by |
+|---|---|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Most clones reached and answering: {best}. Target (issue 9): under 4 MiB private per idle
+clone, and 500 idle clones of 128 MiB on a 24 GiB host (2.7 times overcommit).
+"""
+    with open(os.path.join(RESULTS, "density.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(RESULTS, "history.jsonl"), "a") as f:
+        f.write(json.dumps({"bench": "density", "date": res["date"], "commit": res["commit"],
+                            "cases": res["cases"]}) + "\n")
+    print(md)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--counts", default="50,200,500")
+    ap.add_argument("--variants", default="plain,ksm,balloon")
+    ap.add_argument("--settle", type=float, default=10)
+    args = ap.parse_args()
+    os.environ.setdefault("EMBER_L1_MEM", "16G")
+    on_real_kvm("density", __file__)
+    images = Images(build=False)
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    cases = []
+    for variant in args.variants.split(","):
+        workdir = tempfile.mkdtemp(prefix="ember-density-")
+        try:
+            state, mem = make_snapshot(workdir, images, variant)
+            for n in (int(x) for x in args.counts.split(",")):
+                c = measure(workdir, state, mem, n, variant, args.settle)
+                cases.append(c)
+                print(json.dumps(c), flush=True)
+                if c["limited_by"]:
+                    break
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    write({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "commit": commit, "settle_s": args.settle, "environment": environment(),
+           "cases": cases})
+
+
+if __name__ == "__main__":
+    main()
