@@ -228,7 +228,7 @@ const struct section config__serial_section = {
 
 /* In the order of Firecracker's GET /vm/config, with "serial" (not in it) last. */
 static const struct field top_fields[] = {
-	F_UNSUPPORTED("balloon"),
+	F_HAS_SECTION("balloon", CFG, balloon, has_balloon, &config_devices__balloon_section),
 	F_LIST("drives", CFG, drives, nr_drives, VM_MAX_DRIVES, &config_devices__drive_section,
 	       config_devices__drive_conflicts),
 	F_SECTION("boot-source", CFG, boot, FIELD_REQUIRED, &config__boot_section),
@@ -248,12 +248,25 @@ static const struct field top_fields[] = {
 	  .print = print_serial },
 };
 
+/* What one section's fields cannot check alone: the balloon fits the memory. */
+static int check_top(void *obj, const char *path)
+{
+	const struct vm_config *cfg = obj;
+
+	(void)path;
+	if (!cfg->has_balloon)
+		return 0;
+	return config_devices__balloon_fits(cfg->machine.mem_size_mib, cfg->balloon.amount_mib,
+					    "balloon.amount_mib", true);
+}
+
 static const struct section top_section = {
 	.label = "config",
 	.member = "section",
 	.fields = top_fields,
 	.nfields = ARRAY_SIZE(top_fields),
 	.size = sizeof(CFG),
+	.check = check_top,
 };
 
 /* ---- the walker: JSON -> object ---- */
@@ -499,6 +512,11 @@ static char *print_root(const void *obj, const struct section *sec)
 char *config__machine_to_json(const struct machine_config *m)
 {
 	return print_root(m, &config__machine_section);
+}
+
+char *config__balloon_to_json(const struct balloon_config *b)
+{
+	return print_root(b, &config_devices__balloon_section);
 }
 
 char *config__to_json(const struct vm_config *cfg)

@@ -47,6 +47,7 @@ enum config_body {
 	CONFIG_BODY_SERIAL,		  /* PUT /serial -> cfg->serial */
 	CONFIG_BODY_VSOCK,		  /* PUT /vsock -> cfg->vsock, has_vsock */
 	CONFIG_BODY_ENTROPY,		  /* PUT /entropy -> cfg->entropy, has_entropy */
+	CONFIG_BODY_BALLOON,		  /* PUT /balloon -> cfg->balloon, has_balloon */
 };
 
 /*
@@ -82,6 +83,17 @@ int config__patch_drive(struct vm_config *cfg, const char *id, const char *json,
 int config__patch_net(struct vm_config *cfg, const char *id, const char *json, size_t len,
 		      unsigned int *changed);
 /*
+ * PATCH /balloon ({"amount_mib"}, at most the guest's memory) and PATCH /balloon/statistics
+ * ({"stats_polling_interval_s"}): the body checked and, when a balloon is configured,
+ * applied to cfg (*changed CONFIG_CHANGED_BALLOON); without one, cfg stays as it is and
+ * *changed is 0 (the VMM thread answers: not before the start, or no balloon device).
+ */
+#define CONFIG_CHANGED_BALLOON 0x10u
+int config__patch_balloon(struct vm_config *cfg, const char *json, size_t len,
+			  unsigned int *changed);
+int config__patch_balloon_stats(struct vm_config *cfg, const char *json, size_t len,
+				unsigned int *changed);
+/*
  * A body that is one field holding one of a few strings, like PUT /actions
  * {"action_type": "InstanceStart"}: parsed as strictly as the config file, the only field
  * allowed being key. *index is the choice given. -EINVAL with a message otherwise.
@@ -99,6 +111,8 @@ int config__check_id(const char *what, const char *id);
  * NULL on ENOMEM.
  */
 char *config__machine_to_json(const struct machine_config *m);
+/* GET /balloon: Firecracker's Balloon object. */
+char *config__balloon_to_json(const struct balloon_config *b);
 char *config__to_json(const struct vm_config *cfg);
 /*
  * The bodies of PUT /snapshot/create and /snapshot/load (Firecracker's fields), checked.

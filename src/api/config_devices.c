@@ -3,19 +3,21 @@
  * The devices of Firecracker's config schema and the API requests that change the config
  * a part at a time.
  *
- * Devices: drives, network interfaces, vsock and the entropy device, with the rate limiters
- * of drives, interfaces and the entropy device, and the metrics sink. config.c uses these
- * tables for the config file's "drives", "network-interfaces", "vsock", "entropy" and
- * "metrics"; the lists of devices are walked
+ * Devices: drives, network interfaces, vsock, the entropy device and the balloon, with the
+ * rate limiters of drives, interfaces and the entropy device, and the metrics sink. config.c
+ * uses these tables for the config file's "drives", "network-interfaces", "vsock",
+ * "entropy", "balloon" and "metrics"; the lists of devices are walked
  * here. Firecracker's rules, as its API documents them: ids are 1 to 64 of [A-Za-z0-9_-];
  * at most one drive is the root device, and it is kept first (it becomes /dev/vda); no
  * two interfaces share a host_dev_name or a guest_mac; a token bucket with size 0 or
  * refill_time 0 limits nothing and counts as absent; a PATCH of a rate limiter replaces
  * the buckets it gives and keeps the others.
  *
- * Requests: PUT and PATCH of one drive or interface, and config__apply_body() for the
- * bodies of /boot-source, /machine-config, /logger, /metrics, /serial, /vsock and /entropy. Each
- * parses into scratch space and changes the config only once the whole request is good.
+ * Requests: PUT and PATCH of one drive or interface, PATCH of the balloon, and
+ * config__apply_body() for the bodies of /boot-source, /machine-config, /logger, /metrics,
+ * /serial, /vsock, /entropy and /balloon. Each parses into scratch space and changes the
+ * config only once the whole request is good; the balloon's target must fit the memory,
+ * whichever of the two changes.
  */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -876,6 +878,102 @@ const struct section config_devices__entropy_section = {
 	.check = check_entropy,
 };
 
+/* ---- the balloon ---- */
+
+int config_devices__balloon_fits(uint64_t mem_size_mib, uint32_t amount_mib, const char *path,
+				 bool amount_side)
+{
+	if (amount_mib <= mem_size_mib)
+		return 0;
+	if (amount_side)
+		return error__set(-EINVAL,
+				  "%s: must be at most the guest's memory "
+				  "(machine-config.mem_size_mib %" PRIu64 "), got %" PRIu32,
+				  path, mem_size_mib, amount_mib);
+	return error__set(-EINVAL,
+			  "%s: must be at least the balloon's target (balloon.amount_mib "
+			  "%" PRIu32 "), got %" PRIu64,
+			  path, amount_mib, mem_size_mib);
+}
+
+static int check_balloon(void *obj, const char *path)
+{
+	const struct balloon_config *b = obj;
+	char fpath[PATH_SHOW_MAX];
+
+	if (b->free_page_hinting)
+		return error__set(-EINVAL, "%s: not supported yet (free_page_reporting is)",
+				  join_path(fpath, sizeof(fpath), path, "free_page_hinting"));
+	return 0;
+}
+
+#define BALLOON struct balloon_config
+
+/* In the order of Firecracker's Balloon object. */
+static const struct field balloon_fields[] = {
+	F_U32("amount_mib", BALLOON, amount_mib, FIELD_REQUIRED, 0, UINT32_MAX),
+	F_BOOL("deflate_on_oom", BALLOON, deflate_on_oom, FIELD_REQUIRED),
+	F_U32("stats_polling_interval_s", BALLOON, stats_polling_interval_s, 0, 0,
+	      VM_BALLOON_STATS_INTERVAL_MAX),
+	F_BOOL("free_page_hinting", BALLOON, free_page_hinting, 0),
+	F_BOOL("free_page_reporting", BALLOON, free_page_reporting, 0),
+};
+
+const struct section config_devices__balloon_section = {
+	SECTION_OF("balloon", BALLOON, balloon_fields),
+	.check = check_balloon,
+};
+
+static const struct field balloon_patch_fields[] = {
+	F_U32("amount_mib", BALLOON, amount_mib, FIELD_REQUIRED, 0, UINT32_MAX),
+};
+
+static const struct section balloon_patch_section = {
+	SECTION_OF("balloon", BALLOON, balloon_patch_fields),
+};
+
+static const struct field balloon_stats_fields[] = {
+	F_U32("stats_polling_interval_s", BALLOON, stats_polling_interval_s, FIELD_REQUIRED, 0,
+	      VM_BALLOON_STATS_INTERVAL_MAX),
+};
+
+static const struct section balloon_stats_section = {
+	SECTION_OF("balloon", BALLOON, balloon_stats_fields),
+};
+
+/* A PATCH body (no strings) over a copy of the balloon; kept only when there is one. */
+static int patch_balloon(struct vm_config *cfg, const struct section *sec, const char *json,
+			 size_t len, unsigned int *changed)
+{
+	struct balloon_config b = cfg->balloon;
+	int ret;
+
+	if (changed)
+		*changed = 0;
+	ret = config__parse_body(&b, sec, json, len);
+	if (!ret && cfg->has_balloon)
+		ret = config_devices__balloon_fits(cfg->machine.mem_size_mib, b.amount_mib,
+						   "amount_mib", true);
+	if (ret || !cfg->has_balloon)
+		return ret;
+	cfg->balloon = b;
+	if (changed)
+		*changed = CONFIG_CHANGED_BALLOON;
+	return 0;
+}
+
+int config__patch_balloon(struct vm_config *cfg, const char *json, size_t len,
+			  unsigned int *changed)
+{
+	return patch_balloon(cfg, &balloon_patch_section, json, len, changed);
+}
+
+int config__patch_balloon_stats(struct vm_config *cfg, const char *json, size_t len,
+				unsigned int *changed)
+{
+	return patch_balloon(cfg, &balloon_stats_section, json, len, changed);
+}
+
 /* ---- PUT and PATCH of a whole section ---- */
 
 #define NO_HAS SIZE_MAX
@@ -904,7 +1002,26 @@ static const struct body {
 	[CONFIG_BODY_ENTROPY] = { &config_devices__entropy_section,
 				  offsetof(struct vm_config, entropy),
 				  offsetof(struct vm_config, has_entropy) },
+	[CONFIG_BODY_BALLOON] = { &config_devices__balloon_section,
+				  offsetof(struct vm_config, balloon),
+				  offsetof(struct vm_config, has_balloon) },
 };
+
+/* The section a body made (at dst) against the rest of cfg: the balloon fits the memory. */
+static int check_across(const struct vm_config *cfg, enum config_body kind, const void *dst)
+{
+	const struct machine_config *m = dst;
+	const struct balloon_config *b = dst;
+
+	if (kind == CONFIG_BODY_BALLOON)
+		return config_devices__balloon_fits(cfg->machine.mem_size_mib, b->amount_mib,
+						    "amount_mib", true);
+	if ((kind == CONFIG_BODY_MACHINE_CONFIG || kind == CONFIG_BODY_MACHINE_CONFIG_PATCH) &&
+	    cfg->has_balloon)
+		return config_devices__balloon_fits(m->mem_size_mib, cfg->balloon.amount_mib,
+						    "mem_size_mib", false);
+	return 0;
+}
 
 /*
  * The body is parsed into a scratch section that starts from the config__init() defaults
@@ -927,6 +1044,8 @@ int config__apply_body(struct vm_config *cfg, enum config_body kind, const char 
 	if (b->sec->patch)
 		memcpy(dst, cur, b->sec->size);
 	ret = config__parse_body(dst, b->sec, json, len);
+	if (!ret)
+		ret = check_across(cfg, kind, dst);
 	if (ret) {
 		config__free_object(dst, b->sec);
 		return ret;

@@ -35,6 +35,8 @@ enum route_id {
 	ROUTE_SERIAL,
 	ROUTE_SNAPSHOT_CREATE,
 	ROUTE_SNAPSHOT_LOAD,
+	ROUTE_BALLOON,
+	ROUTE_BALLOON_STATS,
 };
 
 #define M_GET (1u << HTTP_METHOD_GET)
@@ -67,12 +69,19 @@ static const struct route routes[] = {
 	{ "/serial", false, M_PUT, "PUT", ROUTE_SERIAL },
 	{ "/snapshot/create", false, M_PUT, "PUT", ROUTE_SNAPSHOT_CREATE },
 	{ "/snapshot/load", false, M_PUT, "PUT", ROUTE_SNAPSHOT_LOAD },
+	{ "/balloon", false, M_GET | M_PUT | M_PATCH, "GET, PUT, PATCH", ROUTE_BALLOON },
+	{ "/balloon/statistics", false, M_GET | M_PATCH, "GET, PATCH", ROUTE_BALLOON_STATS },
 };
 
 /* Firecracker paths Ember does not serve yet: a 400 that says so, not a 404. */
 static const char *const not_yet[] = {
-	"/balloon", "/balloon/statistics", "/mmds", "/mmds/config", "/cpu-config",
+	"/mmds",
+	"/mmds/config",
+	"/cpu-config",
 	"/hotplug/memory",
+	"/balloon/hinting/start",
+	"/balloon/hinting/status",
+	"/balloon/hinting/stop",
 };
 
 int routes__init(struct api_routes *r, struct mailbox *mb, const struct vm_config *cfg,
@@ -270,6 +279,14 @@ static int parse_into(struct vm_config *cfg, const struct http_request *req, enu
 	case ROUTE_ENTROPY:
 		*res = VMM_RES_ENTROPY; /* a device built at InstanceStart, as vsock is */
 		return config__apply_body(cfg, CONFIG_BODY_ENTROPY, req->body, req->body_len);
+	case ROUTE_BALLOON:
+		*res = VMM_RES_BALLOON;
+		return patch ? config__patch_balloon(cfg, req->body, req->body_len, changed)
+			     : config__apply_body(cfg, CONFIG_BODY_BALLOON, req->body,
+						  req->body_len);
+	case ROUTE_BALLOON_STATS:
+		*res = VMM_RES_BALLOON_STATS;
+		return config__patch_balloon_stats(cfg, req->body, req->body_len, changed);
 	case ROUTE_LOGGER:
 		*res = VMM_RES_LOGGER;
 		return config__apply_body(cfg, CONFIG_BODY_LOGGER, req->body, req->body_len);
@@ -299,7 +316,7 @@ static int change_config(struct api_routes *r, const struct http_request *req, e
 		config__free(&next);
 		return -1;
 	}
-	if (req->method == HTTP_METHOD_PATCH && (route == ROUTE_DRIVES || route == ROUTE_NET)) {
+	if (req->method == HTTP_METHOD_PATCH && route != ROUTE_MACHINE_CONFIG) {
 		a.type = VMM_ACTION_PATCH_DEVICE;
 		snprintf(a.device_id, sizeof(a.device_id), "%s", id);
 	}
@@ -378,6 +395,52 @@ static int patch_vm(struct api_routes *r, const struct http_request *req,
 	return 0;
 }
 
+/* GET /balloon: the configured balloon, as the API thread knows it (the target included). */
+static int get_balloon(struct api_routes *r, struct http_response *resp)
+{
+	if (!r->cfg.has_balloon)
+		return http__set_fault(resp, 400, "No balloon device found."), -1;
+	set_json_text(resp, config__balloon_to_json(&r->cfg.balloon));
+	return resp->status == 200 ? 0 : -1;
+}
+
+static void add_u64(cJSON *o, const char *name, uint64_t v)
+{
+	char num[24];
+
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+	cJSON_AddRawToObject(o, name, num);
+}
+
+/* Firecracker's BalloonStats: the pages and MiB, then what the guest has reported. */
+static cJSON *balloon_stats_json(const struct balloon_stats *s)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	add_u64(o, "target_pages", s->target_pages);
+	add_u64(o, "actual_pages", s->actual_pages);
+	add_u64(o, "target_mib", s->target_pages / 256);
+	add_u64(o, "actual_mib", s->actual_pages / 256);
+	for (unsigned int i = 0; i < BALLOON_STATS_NR; i++) {
+		if (s->present & (1u << i))
+			add_u64(o, balloon_stats__names[i], s->value[i]);
+	}
+	return o;
+}
+
+static int get_balloon_stats(struct api_routes *r, struct http_response *resp)
+{
+	struct vmm_action a = { .type = VMM_ACTION_GET_BALLOON_STATS };
+	struct vmm_reply reply;
+
+	if (call_vmm(r, &a, &reply, resp))
+		return -1;
+	set_json(resp, 200, balloon_stats_json(&reply.balloon_stats));
+	return resp->status == 200 ? 0 : -1;
+}
+
 /* PUT /snapshot/create and /snapshot/load: the body checked here, the rest on the VMM. */
 static int put_snapshot(struct api_routes *r, const struct http_request *req, bool load,
 			struct http_response *resp)
@@ -441,6 +504,14 @@ static int dispatch(struct api_routes *r, const struct http_request *req, enum r
 	case ROUTE_METRICS:
 		if (get)
 			return get_metrics_text(r, resp);
+		break;
+	case ROUTE_BALLOON:
+		if (get)
+			return get_balloon(r, resp);
+		break;
+	case ROUTE_BALLOON_STATS:
+		if (get)
+			return get_balloon_stats(r, resp);
 		break;
 	default:
 		break;

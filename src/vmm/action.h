@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "virtio/balloon_stats.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm_config.h"
 
@@ -23,15 +24,17 @@ enum vmm_action_type {
 	VMM_ACTION_GET_INFO,   /* GET / */
 	VMM_ACTION_GET_CONFIG, /* GET /machine-config, GET /vm/config */
 	VMM_ACTION_SET_CONFIG, /* PUT/PATCH of a pre-boot resource: action.cfg is the new config */
-	VMM_ACTION_PATCH_DEVICE,   /* PATCH /drives/{id}, /network-interfaces/{id} (run time too) */
-	VMM_ACTION_INSTANCE_START, /* PUT /actions InstanceStart */
-	VMM_ACTION_CTRL_ALT_DEL,   /* PUT /actions SendCtrlAltDel */
-	VMM_ACTION_FLUSH_METRICS,  /* PUT /actions FlushMetrics */
-	VMM_ACTION_PAUSE,	   /* PATCH /vm Paused */
-	VMM_ACTION_RESUME,	   /* PATCH /vm Resumed */
-	VMM_ACTION_GET_METRICS,	   /* GET /metrics: Prometheus text */
-	VMM_ACTION_SNAPSHOT_CREATE, /* PUT /snapshot/create: action.create */
-	VMM_ACTION_SNAPSHOT_LOAD,   /* PUT /snapshot/load: action.load; the reply's cfg */
+	/* PATCH /drives/{id}, /network-interfaces/{id}, /balloon, /balloon/statistics (run time) */
+	VMM_ACTION_PATCH_DEVICE,
+	VMM_ACTION_INSTANCE_START,    /* PUT /actions InstanceStart */
+	VMM_ACTION_CTRL_ALT_DEL,      /* PUT /actions SendCtrlAltDel */
+	VMM_ACTION_FLUSH_METRICS,     /* PUT /actions FlushMetrics */
+	VMM_ACTION_PAUSE,	      /* PATCH /vm Paused */
+	VMM_ACTION_RESUME,	      /* PATCH /vm Resumed */
+	VMM_ACTION_GET_METRICS,	      /* GET /metrics: Prometheus text */
+	VMM_ACTION_SNAPSHOT_CREATE,   /* PUT /snapshot/create: action.create */
+	VMM_ACTION_SNAPSHOT_LOAD,     /* PUT /snapshot/load: action.load; the reply's cfg */
+	VMM_ACTION_GET_BALLOON_STATS, /* GET /balloon/statistics: the reply's balloon_stats */
 };
 
 /* Which resource a SET_CONFIG or PATCH_DEVICE touches; for errors and metrics. */
@@ -42,6 +45,8 @@ enum vmm_resource {
 	VMM_RES_NET,
 	VMM_RES_VSOCK,
 	VMM_RES_ENTROPY,
+	VMM_RES_BALLOON,       /* PUT and PATCH /balloon */
+	VMM_RES_BALLOON_STATS, /* PATCH /balloon/statistics */
 	VMM_RES_LOGGER,
 	VMM_RES_METRICS,
 	VMM_RES_SERIAL,
@@ -75,6 +80,8 @@ struct vmm_reply {
 	struct vm_config cfg;
 	/* GET_METRICS: malloc'ed text */
 	char *text;
+	/* GET_BALLOON_STATS */
+	struct balloon_stats balloon_stats;
 };
 
 const char *instance_state__name(enum instance_state s);

@@ -12,12 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmm/layout.h"
-#include "vmm/log.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
+#include "vmm/layout.h"
+#include "vmm/log.h"
 #include "vmm/mptable.h"
 #include "vmm/vcpu.h"
 
@@ -255,7 +256,8 @@ uint32_t vm__device_irq(unsigned int slot)
  */
 static unsigned int nr_devices(const struct vm_config *cfg)
 {
-	return cfg->nr_drives + cfg->nr_net + (cfg->has_vsock ? 1 : 0) + (cfg->has_entropy ? 1 : 0);
+	return cfg->nr_drives + cfg->nr_net + (cfg->has_vsock ? 1 : 0) +
+	       (cfg->has_entropy ? 1 : 0) + (cfg->has_balloon ? 1 : 0);
 }
 
 /*
@@ -286,7 +288,41 @@ static int ember_params(const struct vm_config *cfg, bool vmgenid, char *buf, si
 	return n < size ? 0 : -E2BIG;
 }
 
-/* The virtio devices, one slot each: the drives (root first), then the interfaces. */
+/* A device's transport on the MMIO bus, in its slot. */
+static int place(struct vm *vm, unsigned int slot, struct virtio_mmio *t, const char *name)
+{
+	return bus__register(&vm->mmio, vm__device_base(slot), LAYOUT_VIRTIO_MMIO_SIZE,
+			     &virtio_mmio__bus_ops, t, name);
+}
+
+/* The devices a VM has at most one of, from slot on: vsock, entropy, the balloon. */
+static int setup_single_devices(struct vm *vm, unsigned int slot)
+{
+	const struct vm_config *c = vm->cfg;
+	int ret = 0;
+
+	if (c->has_vsock) {
+		ret = virtio_vsock__create(&vm->vsock, &c->vsock, vm->fd, &vm->gmem,
+					   vm__device_base(slot), vm__device_irq(slot));
+		ret = ret ? ret : place(vm, slot++, &vm->vsock->t, "virtio-vsock");
+	}
+	if (!ret && c->has_entropy) {
+		ret = virtio_rng__create(&vm->rng, &c->entropy, vm->fd, &vm->gmem,
+					 vm__device_base(slot), vm__device_irq(slot));
+		ret = ret ? ret : place(vm, slot++, &vm->rng->t, "virtio-rng");
+	}
+	if (!ret && c->has_balloon) {
+		ret = virtio_balloon__create(&vm->balloon, &c->balloon, vm->fd, &vm->gmem,
+					     vm__device_base(slot), vm__device_irq(slot));
+		ret = ret ? ret : place(vm, slot, &vm->balloon->t, "virtio-balloon");
+	}
+	return ret;
+}
+
+/*
+ * The virtio devices, one slot each: the drives (root first), the interfaces, vsock, the
+ * entropy device, the balloon.
+ */
 static int setup_devices(struct vm *vm)
 {
 	unsigned int slot = 0;
@@ -298,8 +334,7 @@ static int setup_devices(struct vm *vm)
 		if (ret)
 			return ret;
 		vm->nr_blks = i + 1;
-		ret = bus__register(&vm->mmio, vm__device_base(slot), LAYOUT_VIRTIO_MMIO_SIZE,
-				    &virtio_mmio__bus_ops, &vm->blks[i]->t, "virtio-blk");
+		ret = place(vm, slot, &vm->blks[i]->t, "virtio-blk");
 		if (ret)
 			return error__set(ret, "cannot place drive %s", vm->cfg->drives[i].drive_id);
 	}
@@ -309,31 +344,12 @@ static int setup_devices(struct vm *vm)
 		if (ret)
 			return ret;
 		vm->nr_nets = i + 1;
-		ret = bus__register(&vm->mmio, vm__device_base(slot), LAYOUT_VIRTIO_MMIO_SIZE,
-				    &virtio_mmio__bus_ops, &vm->nets[i]->t, "virtio-net");
+		ret = place(vm, slot, &vm->nets[i]->t, "virtio-net");
 		if (ret)
 			return error__set(ret, "cannot place network interface %s",
 					  vm->cfg->net[i].iface_id);
 	}
-	if (vm->cfg->has_vsock) {
-		ret = virtio_vsock__create(&vm->vsock, &vm->cfg->vsock, vm->fd, &vm->gmem,
-					   vm__device_base(slot), vm__device_irq(slot));
-		if (!ret)
-			ret = bus__register(&vm->mmio, vm__device_base(slot),
-					    LAYOUT_VIRTIO_MMIO_SIZE, &virtio_mmio__bus_ops,
-					    &vm->vsock->t, "virtio-vsock");
-		if (ret)
-			return ret;
-		slot++;
-	}
-	if (!vm->cfg->has_entropy)
-		return 0;
-	ret = virtio_rng__create(&vm->rng, &vm->cfg->entropy, vm->fd, &vm->gmem,
-				 vm__device_base(slot), vm__device_irq(slot));
-	if (!ret)
-		ret = bus__register(&vm->mmio, vm__device_base(slot), LAYOUT_VIRTIO_MMIO_SIZE,
-				    &virtio_mmio__bus_ops, &vm->rng->t, "virtio-rng");
-	return ret;
+	return setup_single_devices(vm, slot);
 }
 
 int vm__watch_devices(struct vm *vm, struct event_loop *loop)
@@ -348,6 +364,8 @@ int vm__watch_devices(struct vm *vm, struct event_loop *loop)
 		ret = virtio_vsock__watch(vm->vsock, loop);
 	if (!ret && vm->rng)
 		ret = virtio_rng__watch(vm->rng, loop);
+	if (!ret && vm->balloon)
+		ret = virtio_balloon__watch(vm->balloon, loop);
 	return ret;
 }
 
@@ -485,7 +503,8 @@ int vm__check_config(const struct vm_config *cfg)
 		return error__set(-EINVAL, "no kernel: configure boot-source first");
 	if (nr_devices(cfg) > LAYOUT_VIRTIO_IRQ_LAST - LAYOUT_VIRTIO_IRQ_FIRST + 1)
 		return error__set(-EINVAL,
-				  "drives, network-interfaces, vsock, entropy: too many devices");
+				  "drives, network-interfaces, vsock, entropy, balloon: too many "
+				  "devices");
 	return 0;
 }
 
@@ -703,6 +722,8 @@ static void free_userspace(struct vm *vm)
 	vm->vsock = NULL;
 	virtio_rng__destroy(vm->rng);
 	vm->rng = NULL;
+	virtio_balloon__destroy(vm->balloon);
+	vm->balloon = NULL;
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	vm->nr_started = 0;
@@ -752,6 +773,8 @@ int vm__save_devices(struct vm *vm, struct snapshot_file_writer *w)
 		ret = virtio_vsock__save(vm->vsock, w);
 	if (!ret && vm->rng)
 		ret = virtio_rng__save(vm->rng, w);
+	if (!ret && vm->balloon)
+		ret = virtio_balloon__save(vm->balloon, w);
 	if (!ret)
 		ret = vmgenid__save(&vm->vmgenid, w);
 	return ret;
@@ -771,6 +794,8 @@ int vm__restore_devices(struct vm *vm, const struct snapshot_file_reader *r)
 		ret = virtio_vsock__restore(vm->vsock, r);
 	if (!ret && vm->rng)
 		ret = virtio_rng__restore(vm->rng, r);
+	if (!ret && vm->balloon)
+		ret = virtio_balloon__restore(vm->balloon, r);
 	/* the guest is a clone now: a new generation ID (docs/clone-safety.md) */
 	if (!ret)
 		ret = vmgenid__restore(&vm->vmgenid, r);

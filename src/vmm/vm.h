@@ -79,6 +79,7 @@ struct vm {
 	unsigned int nr_nets;
 	struct virtio_vsock *vsock; /* NULL without one */
 	struct virtio_rng *rng;	    /* the entropy device; NULL without one */
+	struct virtio_balloon *balloon; /* NULL without one */
 	struct vmgenid vmgenid;	    /* the VM generation ID page, always there */
 
 	/* stopping: the first vCPU or signal to ask wins */

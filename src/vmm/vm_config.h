@@ -130,6 +130,19 @@ struct entropy_config {
 	struct rate_limiter_config rate_limiter;
 };
 
+/*
+ * Firecracker's balloon device (virtio-balloon, docs/balloon.md). amount_mib is the target
+ * (at most the guest's memory); stats_polling_interval_s 0 turns the statistics off.
+ */
+#define VM_BALLOON_STATS_INTERVAL_MAX 65535 /* Firecracker's u16 */
+struct balloon_config {
+	uint32_t amount_mib;
+	bool deflate_on_oom;
+	uint32_t stats_polling_interval_s;
+	bool free_page_hinting; /* Firecracker's; only false is taken (not supported yet) */
+	bool free_page_reporting;
+};
+
 struct vm_config {
 	struct boot_source_config boot;
 	struct machine_config machine;
@@ -146,6 +159,8 @@ struct vm_config {
 	struct vsock_config vsock;
 	bool has_entropy;
 	struct entropy_config entropy;
+	bool has_balloon;
+	struct balloon_config balloon;
 };
 
 #endif

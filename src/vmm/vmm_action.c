@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/config.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "vmm/log.h"
@@ -128,6 +129,28 @@ static void patch_net(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
 	take_config(v, a, r);
 }
 
+/* Firecracker's message when no balloon was configured. */
+#define MSG_NO_BALLOON "No balloon device found."
+
+/* PATCH /balloon (the target) and /balloon/statistics (the interval), after the start. */
+static void patch_balloon(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
+{
+	struct virtio_balloon *b = v->vm.balloon;
+
+	if (!b || !(a->changed & CONFIG_CHANGED_BALLOON)) {
+		reply_error(r, 400, MSG_NO_BALLOON);
+		return;
+	}
+	error__clear();
+	if (a->resource == VMM_RES_BALLOON) {
+		virtio_balloon__set_target(b, a->cfg.balloon.amount_mib);
+	} else if (virtio_balloon__set_stats_interval(b, a->cfg.balloon.stats_polling_interval_s)) {
+		reply_error(r, 400, "%s", error__get());
+		return;
+	}
+	take_config(v, a, r);
+}
+
 static void patch_device(struct vmm *v, struct vmm_action *a, struct vmm_reply *r)
 {
 	if (v->state == INSTANCE_NOT_STARTED) {
@@ -136,8 +159,28 @@ static void patch_device(struct vmm *v, struct vmm_action *a, struct vmm_reply *
 	}
 	if (a->resource == VMM_RES_DRIVE)
 		patch_drive(v, a, r);
-	else
+	else if (a->resource == VMM_RES_NET)
 		patch_net(v, a, r);
+	else
+		patch_balloon(v, a, r);
+}
+
+static void balloon_stats(struct vmm *v, struct vmm_reply *r)
+{
+	if (v->state == INSTANCE_NOT_STARTED) {
+		reply_error(r, 400, MSG_BEFORE_START);
+		return;
+	}
+	if (!v->vm.balloon) {
+		reply_error(r, 400, MSG_NO_BALLOON);
+		return;
+	}
+	error__clear();
+	if (virtio_balloon__get_stats(v->vm.balloon, &r->balloon_stats)) {
+		reply_error(r, 400, "%s", error__get());
+		return;
+	}
+	r->status = 200;
 }
 
 static void instance_start(struct vmm *v, struct vmm_reply *r)
@@ -204,6 +247,12 @@ static void snapshot_create(struct vmm *v, const struct vmm_action *a, struct vm
 
 static void snapshot_load(struct vmm *v, const struct vmm_action *a, struct vmm_reply *r)
 {
+	if (v->state == INSTANCE_NOT_STARTED && v->cfg.has_balloon) {
+		reply_error(r, 400,
+			    "snapshot/load: a snapshot loads only into a fresh Ember: this "
+			    "one has a balloon configured");
+		return;
+	}
 	error__clear();
 	if (vmm__load_snapshot(v, &a->load)) {
 		reply_error(r, 400, "snapshot/load: %s", error__get());
@@ -275,6 +324,9 @@ void vmm__handle_action(struct vmm *v, struct vmm_action *a, struct vmm_reply *r
 		break;
 	case VMM_ACTION_SNAPSHOT_LOAD:
 		snapshot_load(v, a, r);
+		break;
+	case VMM_ACTION_GET_BALLOON_STATS:
+		balloon_stats(v, r);
 		break;
 	case VMM_ACTION_GET_METRICS:
 		r->text = vmm__metrics_text(v);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
@@ -34,18 +35,19 @@ struct snapshot {
 	struct net_metrics net;
 	struct vsock_metrics vsock;
 	struct entropy_metrics entropy;
+	struct balloon_metrics balloon;
 };
 
-#define NR_GROUPS 16
+#define NR_GROUPS 17
 
 /* Every counter of the metrics file has its place in struct vmm's last[]. */
 _Static_assert(api_server_metrics__count + get_api_metrics__count + put_api_metrics__count +
 			       patch_api_metrics__count + i8042_metrics__count +
 			       uart_metrics__count + block_metrics__count + net_metrics__count +
 			       vsock_metrics__count + entropy_metrics__count +
-			       virtio_metrics__count + vcpu_metrics__count + vmm_metrics__count +
-			       logger_metrics__count + signal_metrics__count +
-			       latency_metrics__count <=
+			       balloon_metrics__count + virtio_metrics__count +
+			       vcpu_metrics__count + vmm_metrics__count + logger_metrics__count +
+			       signal_metrics__count + latency_metrics__count <=
 		       sizeof(((struct vmm *)0)->last) / sizeof(uint64_t),
 	       "struct vmm's last[] is too small for the metrics groups");
 
@@ -79,6 +81,11 @@ static void take_vm(struct vmm *v, struct snapshot *s)
 	if (vm->rng) {
 		metrics__copy(&s->entropy, &vm->rng->m, sizeof(s->entropy));
 		metrics__add((uint64_t *)&s->virtio, (const uint64_t *)&vm->rng->t.m,
+			     virtio_metrics__count);
+	}
+	if (vm->balloon) {
+		metrics__copy(&s->balloon, &vm->balloon->m, sizeof(s->balloon));
+		metrics__add((uint64_t *)&s->virtio, (const uint64_t *)&vm->balloon->t.m,
 			     virtio_metrics__count);
 	}
 	metrics__copy(&s->uart, &vm->serial.m, sizeof(s->uart));
@@ -132,6 +139,7 @@ static void groups(struct vmm *v, struct snapshot *s, struct metrics_group *g)
 		METRICS_GROUP("net", net_metrics, METRICS_COUNTER, &s->net, NULL),
 		METRICS_GROUP("vsock", vsock_metrics, METRICS_COUNTER, &s->vsock, NULL),
 		METRICS_GROUP("entropy", entropy_metrics, METRICS_COUNTER, &s->entropy, NULL),
+		METRICS_GROUP("balloon", balloon_metrics, METRICS_COUNTER, &s->balloon, NULL),
 		METRICS_GROUP("virtio", virtio_metrics, METRICS_COUNTER, &s->virtio, NULL),
 		METRICS_GROUP("vcpu", vcpu_metrics, METRICS_COUNTER, &s->vcpu, NULL),
 		METRICS_GROUP("vmm", vmm_metrics, METRICS_COUNTER, &s->vmm, NULL),

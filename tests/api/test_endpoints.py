@@ -158,12 +158,15 @@ def device_cases(tmp_path):
                               "network-interfaces"),
         "vsock": ("/vsock", {**VSOCK, "uds_path": uds, "vsock_id": "vsock0"}, "vsock"),
         "entropy": ("/entropy", {"rate_limiter": RL}, "entropy"),
+        "balloon": ("/balloon", {"amount_mib": 16, "deflate_on_oom": True,
+                                 "stats_polling_interval_s": 2, "free_page_reporting": True},
+                    "balloon"),
     }
 
 
-@pytest.mark.parametrize("case", ["net", "net-anti-spoofing", "vsock", "entropy"])
+@pytest.mark.parametrize("case", ["net", "net-anti-spoofing", "vsock", "entropy", "balloon"])
 def test_valid_device_is_kept_and_started(ember, tmp_path, case):
-    """A valid network interface, vsock or entropy device is accepted before the start,
+    """A valid network interface, vsock, entropy device or balloon is accepted before the start,
     shown by GET /vm/config, and the VM starts with it (the TAP is made at InstanceStart,
     the vsock's Unix socket is bound then; anti-spoofing's filter is on the TAP then)."""
     path, body, key = device_cases(tmp_path)[case]
@@ -178,6 +181,8 @@ def test_valid_device_is_kept_and_started(ember, tmp_path, case):
     if case == "entropy":  # buckets as Firecracker prints them: every field
         assert shown == {"rate_limiter": {"bandwidth": RL["bandwidth"],
                                           "ops": {**RL["ops"], "one_time_burst": 0}}}, got
+    if case == "balloon":  # every field of Firecracker's Balloon
+        assert shown == {**body, "free_page_hinting": False}, got
     ember.boot()
     ember.assert_healthy("Running")
     if case == "vsock":
@@ -350,9 +355,8 @@ ERRORS = [
     ("PATCH", "/machine-config", {}, 400, ["empty PATCH"]),
     ("PATCH", "/machine-config", {"vcpu_count": None}, 400, ["empty PATCH"]),
     # paths Firecracker has and Ember does not serve yet
-    ("PUT", "/balloon", {"amount_mib": 1, "deflate_on_oom": False},
-     400, ["/balloon", "not supported yet"]),
-    ("GET", "/balloon/statistics", None, 400, ["not supported yet"]),
+    ("PATCH", "/balloon/hinting/start", {}, 400, ["/balloon/hinting/start", "not supported yet"]),
+    ("GET", "/balloon/hinting/status", None, 400, ["not supported yet"]),
     ("PUT", "/mmds", {}, 400, ["/mmds", "not supported yet"]),
     ("PUT", "/mmds/config", {}, 400, ["not supported yet"]),
     ("PUT", "/snapshot/create", {}, 400, ["snapshot/create.snapshot_path", "missing"]),
@@ -408,6 +412,8 @@ ALLOW = [
     ("/network-interfaces/eth0", "PUT, PATCH", ["GET", "DELETE"]),
     ("/vsock", "PUT", ["GET", "PATCH"]),
     ("/entropy", "PUT", ["GET", "PATCH"]),
+    ("/balloon", "GET, PUT, PATCH", ["DELETE", "POST"]),
+    ("/balloon/statistics", "GET, PATCH", ["PUT", "DELETE"]),
     ("/actions", "PUT", ["GET", "POST", "PATCH"]),
     ("/vm", "PATCH", ["GET", "PUT"]),
     ("/vm/config", "GET", ["PUT"]),
@@ -437,6 +443,7 @@ BODY_ENDPOINTS = [("PUT", "/boot-source"), ("PUT", "/machine-config"),
                   ("PATCH", "/machine-config"), ("PUT", "/drives/rootfs"),
                   ("PATCH", "/drives/rootfs"), ("PUT", "/network-interfaces/eth0"),
                   ("PATCH", "/network-interfaces/eth0"), ("PUT", "/vsock"), ("PUT", "/entropy"),
+                  ("PUT", "/balloon"), ("PATCH", "/balloon"), ("PATCH", "/balloon/statistics"),
                   ("PUT", "/logger"),
                   ("PUT", "/metrics"), ("PUT", "/serial"), ("PUT", "/actions"),
                   ("PATCH", "/vm")]

@@ -409,6 +409,36 @@ int virtio__queue_send(const struct virtio_dev *d, struct virtio_queue *q,
 	return send_wait(d, q, head, len);
 }
 
+uint16_t virtio__queue_post(const struct virtio_dev *d, struct virtio_queue *q,
+			    const struct virtio_buf *bufs, unsigned int n)
+{
+	uint16_t head = q->avail_idx % VQ_SIZE;
+
+	fill_chain(q->desc, VQ_SIZE, head, bufs, n);
+	virtio__queue_publish(q, head);
+	virtio__queue_notify(d, q);
+	return head;
+}
+
+bool virtio__cmdline_uint(const char *key, uint64_t max, uint64_t *out)
+{
+	size_t klen = strlen(key);
+	bool found = false;
+
+	for (const char *s = boot_info.cmdline; *s;) {
+		size_t len = 0;
+
+		while (*s == ' ')
+			s++;
+		while (s[len] && s[len] != ' ')
+			len++;
+		if (len > klen && str_has_prefix(s, key))
+			found = parse_uint(s + klen, len - klen, max, out);
+		s += len;
+	}
+	return found;
+}
+
 int virtio__queue_send_indirect(const struct virtio_dev *d, struct virtio_queue *q,
 				const struct virtio_buf *bufs, unsigned int n, uint32_t *len)
 {

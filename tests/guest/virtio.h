@@ -5,7 +5,8 @@
  * the used ring, and virtio-blk requests; for devices with several queues (virtio-net,
  * virtio-vsock), up to VIRTIO_QUEUES_MAX queues driven as Linux drives them (struct
  * virtio_queue). From the virtio 1.2 spec: 2 (basic facilities, split rings), 4.2 (MMIO),
- * 5.1 (network), 5.2 (block), 5.4 (entropy), 5.10 (socket). docs/test-guest.md describes it.
+ * 5.1 (network), 5.2 (block), 5.4 (entropy), 5.5 (balloon), 5.10 (socket).
+ * docs/test-guest.md describes it.
  *
  * The queues' memory is shared by every device: a test drives one device at a time and
  * resets it (virtio__reset) before it moves on to the next.
@@ -46,6 +47,7 @@
 #define VIRTIO_ID_NET 1
 #define VIRTIO_ID_BLOCK 2
 #define VIRTIO_ID_RNG 4
+#define VIRTIO_ID_BALLOON 5
 #define VIRTIO_ID_VSOCK 19
 
 /* Device status (2.1) and InterruptStatus bits (4.2.2). */
@@ -201,7 +203,7 @@ uint32_t virtio__wait_status(const struct virtio_dev *d, uint32_t bit);
 
 /* How long the waits below take at most, in TSC cycles: about a second. */
 #define VIRTIO_WAIT_TSC 2000000000ULL
-#define VIRTIO_QUEUES_MAX 3
+#define VIRTIO_QUEUES_MAX 4
 
 /* One queue of VQ_SIZE entries on its own rings (queue i always uses the same memory). */
 struct virtio_queue {
@@ -252,6 +254,15 @@ int virtio__queue_wait(struct virtio_queue *q, struct vq_used_elem *e, uint64_t 
  */
 int virtio__queue_send(const struct virtio_dev *d, struct virtio_queue *q,
 		       const struct virtio_buf *bufs, unsigned int n, uint32_t *len);
+/*
+ * Lays bufs out as one chain (at head avail_idx % VQ_SIZE), publishes it and notifies the
+ * queue, without waiting: returns the head (for a buffer the device keeps, like a balloon's
+ * stats buffer, or one a hostile test watches).
+ */
+uint16_t virtio__queue_post(const struct virtio_dev *d, struct virtio_queue *q,
+			    const struct virtio_buf *bufs, unsigned int n);
+/* The value of `<key><unsigned>` on the command line (key ends with '='), if there. */
+bool virtio__cmdline_uint(const char *key, uint64_t max, uint64_t *out);
 /* The same through the indirect table (the caller checks INDIRECT_DESC was negotiated). */
 int virtio__queue_send_indirect(const struct virtio_dev *d, struct virtio_queue *q,
 				const struct virtio_buf *bufs, unsigned int n, uint32_t *len);
@@ -323,6 +334,20 @@ struct virtio_vsock_hdr {
 int virtio__rng_read(struct virtio_dev *d, void *buf, uint32_t len, uint32_t *got);
 /* n bytes at p as 2n lowercase hex digits and a NUL into out (2n + 1 bytes). */
 void virtio__hex(char *out, const void *p, unsigned int n);
+
+/* ---- virtio-balloon (5.5) ---- */
+#define VIRTIO_BALLOON_F_STATS_VQ 1
+#define VIRTIO_BALLOON_F_DEFLATE_ON_OOM 2
+#define VIRTIO_BALLOON_F_REPORTING 5
+#define VIRTIO_BALLOON_CFG_NUM_PAGES 0x00
+#define VIRTIO_BALLOON_CFG_ACTUAL 0x04
+#define VIRTIO_BALLOON_S_MEMFREE 4
+#define VIRTIO_BALLOON_S_MEMTOT 5
+
+struct virtio_balloon_stat {
+	uint16_t tag;
+	uint64_t val;
+} __attribute__((packed));
 
 /* ---- virtio-blk (5.2) ---- */
 #define VIRTIO_BLK_T_IN 0

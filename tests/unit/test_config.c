@@ -733,7 +733,16 @@ static void test_sections(void **state)
 		{ "{\"vsock\":{\"guest_cid\":3}," MINIMAL_TAIL,
 		  "vsock.uds_path: required field is missing" },
 		{ "{\"vsock\":[]," MINIMAL_TAIL, "vsock: must be an object, got an array" },
-		{ "{\"balloon\":{}," MINIMAL_TAIL, "balloon: not supported yet" },
+		{ "{\"balloon\":{}," MINIMAL_TAIL,
+		  "balloon.amount_mib: required field is missing" },
+		{ "{\"balloon\":{\"amount_mib\":129,\"deflate_on_oom\":false}," MINIMAL_TAIL,
+		  "balloon.amount_mib: must be at most the guest's memory "
+		  "(machine-config.mem_size_mib 128), got 129" },
+		{ "{\"balloon\":{\"amount_mib\":1,\"deflate_on_oom\":false,\"x\":1}," MINIMAL_TAIL,
+		  "balloon: unknown field \"x\"" },
+		{ "{\"balloon\":{\"amount_mib\":1,\"deflate_on_oom\":false,"
+		  "\"free_page_hinting\":true}," MINIMAL_TAIL,
+		  "balloon.free_page_hinting: not supported yet" },
 		{ "{\"entropy\":[]," MINIMAL_TAIL, "entropy: must be an object, got an array" },
 		{ "{\"entropy\":{\"rate\":1}," MINIMAL_TAIL, "entropy: unknown field \"rate\"" },
 		{ "{\"entropy\":{\"rate_limiter\":{\"ops\":{\"size\":1}}}," MINIMAL_TAIL,
@@ -1041,6 +1050,9 @@ static void test_round_trip(void **state)
 				  "\"refill_time\":18446744073709}}"));
 	check_round_trip(doc_with("vsock", "guest_cid", "4294967295"));
 	check_round_trip("{\"entropy\":{}," MINIMAL_TAIL);
+	check_round_trip(
+		"{\"balloon\":{\"amount_mib\":100,\"deflate_on_oom\":true,"
+		"\"stats_polling_interval_s\":5,\"free_page_reporting\":true}," MINIMAL_TAIL);
 	check_round_trip("{\"entropy\":{\"rate_limiter\":{\"ops\":{\"size\":3,"
 			 "\"refill_time\":5}}}," MINIMAL_TAIL);
 	/* integers near 2^53 print exactly (cJSON's own printer rounds them) */

@@ -1239,6 +1239,96 @@ static void test_machine_to_json(void **state)
 	config__free(&cfg);
 }
 
+static int patch_target(struct vm_config *cfg, const char *json, unsigned int *changed)
+{
+	error__clear();
+	return config__patch_balloon(cfg, json, strlen(json), changed);
+}
+
+static int patch_interval(struct vm_config *cfg, const char *json, unsigned int *changed)
+{
+	error__clear();
+	return config__patch_balloon_stats(cfg, json, strlen(json), changed);
+}
+
+static int apply_ret(struct vm_config *cfg, enum config_body kind, const char *json)
+{
+	error__clear();
+	return config__apply_body(cfg, kind, json, strlen(json));
+}
+
+/* PUT /balloon, PATCH /balloon and /balloon/statistics; the target fits the memory. */
+static void test_balloon(void **state)
+{
+	struct vm_config cfg;
+	unsigned int changed = 99;
+	char *json;
+
+	(void)state;
+	config__init(&cfg); /* 128 MiB */
+	/* PATCHes without a balloon: checked, nothing changed, nothing reported changed */
+	assert_int_equal(patch_target(&cfg, "{\"amount_mib\":1}", &changed), 0);
+	assert_int_equal(changed, 0);
+	assert_false(cfg.has_balloon);
+	check_error("patch bad", patch_target(&cfg, "{\"amount_mib\":-1}", NULL), -EINVAL,
+		    "amount_mib: must be an integer from 0 to 4294967295, got -1");
+	apply(&cfg, CONFIG_BODY_BALLOON, "{\"amount_mib\":128,\"deflate_on_oom\":true}");
+	assert_true(cfg.has_balloon);
+	assert_int_equal(cfg.balloon.amount_mib, 128);
+	assert_true(cfg.balloon.deflate_on_oom);
+	assert_int_equal(cfg.balloon.stats_polling_interval_s, 0);
+	json = config__balloon_to_json(&cfg.balloon);
+	assert_string_equal(json, "{\"amount_mib\":128,\"deflate_on_oom\":true,"
+				  "\"stats_polling_interval_s\":0,\"free_page_hinting\":false,"
+				  "\"free_page_reporting\":false}");
+	free(json);
+	/* too large for the memory, whichever side moves */
+	check_error("put 129",
+		    apply_ret(&cfg, CONFIG_BODY_BALLOON,
+			      "{\"amount_mib\":129,\"deflate_on_oom\":true}"),
+		    -EINVAL,
+		    "amount_mib: must be at most the guest's memory "
+		    "(machine-config.mem_size_mib 128), got 129");
+	check_error("machine 64",
+		    apply_ret(&cfg, CONFIG_BODY_MACHINE_CONFIG_PATCH, "{\"mem_size_mib\":64}"),
+		    -EINVAL,
+		    "mem_size_mib: must be at least the balloon's target "
+		    "(balloon.amount_mib 128), got 64");
+	assert_int_equal(cfg.machine.mem_size_mib, 128);
+	check_error("patch 200", patch_target(&cfg, "{\"amount_mib\":200}", NULL), -EINVAL,
+		    "at most the guest's memory");
+	assert_int_equal(cfg.balloon.amount_mib, 128);
+	/* PATCHes with one */
+	assert_int_equal(patch_target(&cfg, "{\"amount_mib\":3}", &changed), 0);
+	assert_int_equal(changed, CONFIG_CHANGED_BALLOON);
+	assert_int_equal(cfg.balloon.amount_mib, 3);
+	assert_true(cfg.balloon.deflate_on_oom);
+	assert_int_equal(patch_interval(&cfg, "{\"stats_polling_interval_s\":9}", &changed), 0);
+	assert_int_equal(cfg.balloon.stats_polling_interval_s, 9);
+	assert_int_equal(cfg.balloon.amount_mib, 3);
+	check_error("patch extra",
+		    patch_target(&cfg, "{\"amount_mib\":3,\"deflate_on_oom\":false}", NULL),
+		    -EINVAL, "balloon: unknown field \"deflate_on_oom\"");
+	check_error("stats range",
+		    patch_interval(&cfg, "{\"stats_polling_interval_s\":65536}", NULL), -EINVAL,
+		    "stats_polling_interval_s: must be an integer from 0 to 65535");
+	check_error("stats missing", patch_interval(&cfg, "{}", NULL), -EINVAL,
+		    "stats_polling_interval_s: required field is missing");
+	check_error(
+		"hinting",
+		apply_ret(&cfg, CONFIG_BODY_BALLOON,
+			  "{\"amount_mib\":1,\"deflate_on_oom\":true,\"free_page_hinting\":true}"),
+		-EINVAL, "free_page_hinting: not supported yet");
+	apply(&cfg, CONFIG_BODY_BALLOON,
+	      "{\"amount_mib\":1,\"deflate_on_oom\":false,\"free_page_hinting\":false,"
+	      "\"free_page_reporting\":true,\"stats_polling_interval_s\":65535}");
+	assert_true(cfg.balloon.free_page_reporting);
+	assert_int_equal(cfg.balloon.stats_polling_interval_s, 65535);
+	/* the memory may shrink down to the target */
+	apply(&cfg, CONFIG_BODY_MACHINE_CONFIG_PATCH, "{\"mem_size_mib\":1}");
+	config__free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1259,6 +1349,7 @@ int main(void)
 		cmocka_unit_test(test_copy),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_machine_to_json),
+		cmocka_unit_test(test_balloon),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
