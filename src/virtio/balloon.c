@@ -587,7 +587,7 @@ int virtio_balloon__save(struct virtio_balloon *b, struct snapshot_file_writer *
 	if (b->holds_stats && b->q_stats >= 0)
 		back[b->q_stats] = 1;
 	virtio_mmio__save(&b->t, BALLOON_SNAPSHOT_ID, back, w); /* the first error sticks */
-	snapshot_file__begin_section(w, BALLOON_SNAPSHOT_SECTION, 0);
+	snapshot_file__begin_section(w, SNAPSHOT_SECTION_VIRTIO_BALLOON, 0);
 	snapshot_file__put_str(w, BALLOON_SNAPSHOT_ID);
 	snapshot_file__put_u32(w, b->num_pages);
 	snapshot_file__put_u32(w, b->actual);
@@ -597,40 +597,6 @@ int virtio_balloon__save(struct virtio_balloon *b, struct snapshot_file_writer *
 	if (ret)
 		return error__set_default(ret, "balloon: cannot save its state");
 	return 0;
-}
-
-static uint64_t le(const uint8_t *p, unsigned int bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < bytes; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-/*
- * The device's own section, whether this Ember's snapshot_file knows its id or not (next()
- * gives only the known ones). open_buffer() has checked every section header, so the walk
- * stays in bounds. -ENOENT when there is none.
- */
-static int find_section(const struct snapshot_file_reader *r, struct snapshot_file_section *s)
-{
-	uint64_t off = r->header_len;
-
-	while (r->data && r->sections_end - off >= SNAPSHOT_FILE_SECTION_HEADER_LEN) {
-		const uint8_t *h = r->data + off;
-
-		s->id = (uint32_t)le(h, 4);
-		s->flags = (uint32_t)le(h + 4, 4);
-		s->len = le(h + 8, 8);
-		s->offset = off + SNAPSHOT_FILE_SECTION_HEADER_LEN;
-		s->data = r->data + s->offset;
-		s->newer_minor = r->minor > SNAPSHOT_FILE_MINOR;
-		if (s->id == BALLOON_SNAPSHOT_SECTION)
-			return 0;
-		off = s->offset + s->len;
-	}
-	return -ENOENT;
 }
 
 /* The target, actual and interval the section holds, checked against this device. */
@@ -643,7 +609,7 @@ static int read_section(struct virtio_balloon *b, const struct snapshot_file_rea
 	uint32_t interval = 0;
 	int ret;
 
-	if (find_section(r, &s))
+	if (snapshot_file__find(r, SNAPSHOT_SECTION_VIRTIO_BALLOON, &s))
 		return error__set(-EINVAL, "balloon: the snapshot has no balloon section");
 	snapshot_file__cursor(&s, &c);
 	ret = snapshot_file__get_str(&c, id, sizeof(id));

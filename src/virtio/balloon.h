@@ -50,11 +50,7 @@
 #define BALLOON_CONFIG_SIZE 8
 /* The id of its snapshot sections: it has no device id of its own. */
 #define BALLOON_SNAPSHOT_ID "balloon"
-/*
- * Its own state's section (optional, so that any Ember reads the file): found by walking
- * the section headers until snapshot_file.h knows the id.
- */
-#define BALLOON_SNAPSHOT_SECTION 0x0405u
+/* Its own state is SNAPSHOT_SECTION_VIRTIO_BALLOON (docs/snapshot-format.md). */
 
 /*
  * Firecracker's "balloon": buffers taken from the inflate and deflate queues

@@ -52,6 +52,7 @@ static const struct section_info section_table[] = {
 	{ SNAPSHOT_SECTION_VIRTIO_NET, "virtio-net", true },
 	{ SNAPSHOT_SECTION_VIRTIO_VSOCK, "virtio-vsock", false },
 	{ SNAPSHOT_SECTION_RATE_LIMITER, "rate-limiter", true },
+	{ SNAPSHOT_SECTION_VIRTIO_BALLOON, "virtio-balloon", false },
 };
 
 #define NR_KNOWN_SECTIONS (sizeof(section_table) / sizeof(section_table[0]))

@@ -78,6 +78,7 @@ enum snapshot_section_id {
 	SNAPSHOT_SECTION_VIRTIO_NET = 0x0402,	/* one per interface */
 	SNAPSHOT_SECTION_VIRTIO_VSOCK = 0x0403, /* once */
 	SNAPSHOT_SECTION_RATE_LIMITER = 0x0404, /* one per rate limiter */
+	SNAPSHOT_SECTION_VIRTIO_BALLOON = 0x0405, /* once: target, actual, stats interval */
 };
 
 /* The name of a known section id ("vcpu"), or NULL. */

@@ -360,7 +360,7 @@ int vmm__start_instance(struct vmm *v)
 static bool fresh(const struct vm_config *cfg)
 {
 	return !cfg->boot.kernel_image_path && !cfg->nr_drives && !cfg->nr_net && !cfg->has_vsock &&
-	       !cfg->has_entropy;
+	       !cfg->has_entropy && !cfg->has_balloon;
 }
 
 int vmm__load_snapshot(struct vmm *v, const struct snapshot_load_params *p)
@@ -373,8 +373,8 @@ int vmm__load_snapshot(struct vmm *v, const struct snapshot_load_params *p)
 				  "microVM is already running");
 	if (!fresh(&v->cfg))
 		return error__set(-EINVAL, "a snapshot loads only into a fresh Ember: this one has "
-				  "a boot source, drives, network interfaces, vsock or entropy "
-				  "configured");
+				  "a boot source, drives, network interfaces, vsock, entropy or a "
+				  "balloon configured");
 	v->opts.boot_timer_origin_us = 0;
 	ret = snapshot__load(&v->vm, &v->cfg, &v->opts, p, &v->prefetch);
 	if (ret)

@@ -247,12 +247,6 @@ static void snapshot_create(struct vmm *v, const struct vmm_action *a, struct vm
 
 static void snapshot_load(struct vmm *v, const struct vmm_action *a, struct vmm_reply *r)
 {
-	if (v->state == INSTANCE_NOT_STARTED && v->cfg.has_balloon) {
-		reply_error(r, 400,
-			    "snapshot/load: a snapshot loads only into a fresh Ember: this "
-			    "one has a balloon configured");
-		return;
-	}
 	error__clear();
 	if (vmm__load_snapshot(v, &a->load)) {
 		reply_error(r, 400, "snapshot/load: %s", error__get());

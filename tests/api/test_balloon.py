@@ -206,11 +206,10 @@ def test_guest_driver_and_metrics(ember, tmp_path):
 def test_huge_pages(ember_factory, reserved):  # noqa: F811 (the fixture)
     """On 2 MiB huge pages (a hugetlb memfd: MADV_REMOVE frees) inflated 4 KiB pages are
     freed only once their whole 2 MiB page is in the balloon; a reported 2 MiB block is
-    freed at once. The guest reads zeros there: the memfd's pages are gone.
-    (--no-seccomp until resources/seccomp/x86_64.json lets the VMM thread madvise with
-    MADV_REMOVE.)"""
+    freed at once. The guest reads zeros there: the memfd's pages are gone. (Under the
+    seccomp filters: the VMM thread may madvise MADV_REMOVE.)"""
     reserved(32)
-    vm = ember_factory(["--no-seccomp"])
+    vm = ember_factory()
     vm.configure("tests=virtio_balloon exit=hang balloon_huge=1", mem_mib=64)
     vm.ok("PATCH", "/machine-config", {"huge_pages": "2M"})
     vm.ok("PUT", "/balloon", {**BALLOON, "free_page_reporting": True})
