@@ -62,7 +62,8 @@ def genid(uds):
     return int(m.group(1)), m.group(2)
 
 
-def boot(vm):
+def boot(vm, entropy=None):
+    """Boots vm with vsock, the guest agent and an entropy device (PUT /entropy body)."""
     uds = vm.workdir / "v.sock"
     vm.basic_config(cmd="echo up; sleep 600", mem_size_mib=128,
                     boot_args=f"{DEFAULT_BOOT_ARGS} ember_agent={AGENT_PORT}")
@@ -70,7 +71,7 @@ def boot(vm):
     vm.wait_for_socket()
     vm.put_config()
     vm.ok("PUT", "/vsock", {"guest_cid": 3, "uds_path": str(uds)})
-    vm.ok("PUT", "/entropy", {})
+    vm.ok("PUT", "/entropy", entropy or {})
     vm.ok("PUT", "/actions", {"action_type": "InstanceStart"})
     vm.wait_for(lambda: "EMBER-INIT: agent listening" in vm.console, BOOT_TIMEOUT, "the agent")
     return uds
