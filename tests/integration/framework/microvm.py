@@ -35,7 +35,9 @@ DEFAULT_BOOT_ARGS = "console=ttyS0 reboot=k panic=1 pci=off"
 BOOT_TIME_RE = re.compile(
     r"Guest-boot-time = (\d+) us (\d+) ms, (\d+) CPU us (\d+) CPU ms")
 INIT_BOOT = "EMBER-INIT: boot-complete"
-INIT_EXIT_RE = re.compile(r"^EMBER-INIT: exit=(\d+)$", re.M)
+# a kernel message can land on the same line right after it (a loaded host's clocksource
+# watchdog did): the number ends where the digits do
+INIT_EXIT_RE = re.compile(r"^EMBER-INIT: exit=(\d+)(?!\d)", re.M)
 PANIC = "Kernel panic - not syncing"
 KERNEL_LOG_RE = re.compile(r"^\[\s*\d+\.\d+\] ")
 
