@@ -125,6 +125,8 @@ bench: deps
 	@$(PYTHON) bench/linux_boot.py
 	@$(PYTHON) bench/linux_blk.py
 	@$(PYTHON) bench/linux_net.py
+	@$(PYTHON) bench/linux_snapshot.py
+	@$(PYTHON) bench/density.py
 	@$(MAKE) --no-print-directory bench-blk
 	@$(MAKE) --no-print-directory bench-net
 	@$(MAKE) --no-print-directory bench-jailer
