@@ -121,6 +121,20 @@ static void send_once(int fd, int status, const char *msg)
 	free(resp.body);
 }
 
+/*
+ * Closes a connection that got its one answer: what the client already sent is read and
+ * dropped first, since a Unix socket closed with unread data resets the peer, which would
+ * then lose the answer too.
+ */
+static void close_gently(int fd)
+{
+	char sink[4096];
+
+	while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	close(fd);
+}
+
 static bool out_pending(const struct api_client *c)
 {
 	return c->out_off < c->head_len + c->body_len;
@@ -445,12 +459,12 @@ static void take_client(struct api_server *s, int fd)
 		count(&s->stats.connections_rejected);
 		log_warn("API: %u clients already; rejecting a connection", s->nr_clients);
 		send_once(fd, 503, "too many API clients");
-		close(fd);
+		close_gently(fd);
 		return;
 	}
 	if (add_client(s, fd)) {
 		send_once(fd, 503, "out of memory for an API client");
-		close(fd);
+		close_gently(fd);
 	}
 }
 
