@@ -99,6 +99,9 @@ static int mark_written(const struct gmem *gm, const struct vq_chain *c, uint64_
 	return 0;
 }
 
+/* How long host connections wait after a restore for the guest to handle the reset. */
+#define RESET_ACK_TIMEOUT_NS (1000ULL * 1000000ULL)
+
 /* ---- the rx queue: packets for the guest ---- */
 
 static void put_rx_packet(struct virtio_vsock *v, const struct vsock_hdr *h, uint32_t len)
@@ -356,12 +359,25 @@ static void process_tx(struct virtio_vsock *v)
 
 static void send_restored_reset(struct virtio_vsock *v);
 
+/* Whether the guest has handled the restore's transport reset (see vsock.h). */
+static bool reset_handled(struct virtio_vsock *v)
+{
+	if (!v->reset_unacked)
+		return true;
+	if (virtq__pending(&v->t.queues[VSOCK_EVQ]) > v->ev_pending_after_reset ||
+	    vsock_stream__now_ns() >= v->reset_deadline_ns || !device_live(v)) {
+		v->reset_unacked = false;
+		vsock_stream__update_timer(v);
+	}
+	return !v->reset_unacked;
+}
+
 void virtio_vsock__run(struct virtio_vsock *v)
 {
 	/* a restore's reset first, whatever woke the loop: it must not drop newer streams */
 	if (v->reset_pending)
 		send_restored_reset(v);
-	if (v->accept_pending && device_live(v))
+	if (v->accept_pending && device_live(v) && reset_handled(v))
 		vsock_stream__accept_all(v);
 	process_rx(v);
 }
@@ -401,6 +417,12 @@ static void send_restored_reset(struct virtio_vsock *v)
 	v->reset_pending = false;
 	ret = put_reset_event(v);
 	vsock_stream__drop_all(v);
+	if (!ret) {
+		v->reset_unacked = true;
+		v->ev_pending_after_reset = virtq__pending(&v->t.queues[VSOCK_EVQ]);
+		v->reset_deadline_ns = vsock_stream__now_ns() + RESET_ACK_TIMEOUT_NS;
+		vsock_stream__update_timer(v);
+	}
 	if (ret == -ENOSPC)
 		log_warn("vsock: restored, but the guest left no event buffer: it was not told of "
 			 "the transport reset");

@@ -84,6 +84,15 @@ struct virtio_vsock {
 	struct event_handler wake_h;   /* an eventfd: activation, from a vCPU thread */
 	bool accept_pending;	       /* connections may wait in the listen backlog */
 	bool reset_pending;	       /* restored: send the transport reset at the wake-up */
+	/*
+	 * The reset is sent and the guest has not handled it yet: host connections wait in
+	 * the listen backlog (the guest would reset them with the old ones). It has handled
+	 * it when it posts a new event buffer (more pending than right after the reset), or
+	 * at reset_deadline_ns for a driver that does not.
+	 */
+	bool reset_unacked;
+	uint16_t ev_pending_after_reset;
+	uint64_t reset_deadline_ns;
 
 	struct vsock_conn_table conns;
 	struct vsock_stream *pool; /* every stream allocated; reused, freed at destroy */

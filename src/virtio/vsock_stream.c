@@ -81,10 +81,15 @@ static void timed_set(struct virtio_vsock *v, struct vsock_stream *s, bool on)
 	s->t_prev = s->t_next = NULL;
 }
 
-/* A periodic tick while anything waits: fast for connect retries, slow for timeouts. */
+/*
+ * A periodic tick while anything waits: fast for connect retries and for the guest's
+ * handling of a restore's reset, slow for timeouts.
+ */
 static void update_timer(struct virtio_vsock *v)
 {
-	uint64_t want = v->nr_connecting ? RETRY_PERIOD_NS : v->timed ? TICK_PERIOD_NS : 0;
+	uint64_t want = v->nr_connecting || v->reset_unacked ? RETRY_PERIOD_NS
+			: v->timed			      ? TICK_PERIOD_NS
+							      : 0;
 	struct timespec ts = { (time_t)(want / 1000000000ULL), (long)(want % 1000000000ULL) };
 	struct itimerspec its = { ts, ts };
 
@@ -95,6 +100,11 @@ static void update_timer(struct virtio_vsock *v)
 		return;
 	}
 	v->timer_period_ns = want;
+}
+
+void vsock_stream__update_timer(struct virtio_vsock *v)
+{
+	update_timer(v);
 }
 
 /* ---- the pool ---- */

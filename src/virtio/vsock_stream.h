@@ -94,6 +94,8 @@ int vsock_stream__connect(struct virtio_vsock *v, const struct vsock_hdr *req);
  */
 void vsock_stream__accept_all(struct virtio_vsock *v);
 /* The timer: connect retries and deadlines. */
+/* Sets the periodic tick for what waits now (vsock.h: connects, a restore's reset). */
+void vsock_stream__update_timer(struct virtio_vsock *v);
 void vsock_stream__tick(struct virtio_vsock *v);
 
 #endif
