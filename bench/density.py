@@ -161,7 +161,9 @@ def measure(workdir, state, mem, n, variant, settle):
     restore_s = time.perf_counter() - t0
     time.sleep(settle)
     sharing = ksm_settle() if variant == "ksm" else None
-    answered = sum(ask(uds, timeout=30) for _, uds in vms)
+    why = [ask(uds, timeout=30) for _, uds in vms]  # None: answered
+    answered = why.count(None)
+    failures = {w: why.count(w) for w in set(why) if w is not None}
     per = [rollup(vm.proc.pid) for vm, _ in vms]
     resident = guest_resident()
     avail1 = meminfo("MemAvailable")
@@ -177,7 +179,7 @@ def measure(workdir, state, mem, n, variant, settle):
             "guest_resident_mib_per_clone": None if resident is None
             else round(resident / k / 2**20, 2),
             "host_available_drop_mib_per_clone": round((avail0 - avail1) / k / 2**20, 2),
-            "ksm_pages_sharing": sharing}
+            "ksm_pages_sharing": sharing, "vsock_failures": failures}
 
 
 def write(res):
