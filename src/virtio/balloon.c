@@ -389,28 +389,18 @@ static void balloon_notify(void *dev, uint16_t q)
 }
 
 /*
- * DRIVER_OK: the queues' roles follow what the driver took; statistics start. Linux gives
- * its stats buffer and kicks before DRIVER_OK (init_vqs() runs before virtio_device_ready()),
- * a kick the transport drops: each ready queue gets a kick of its own, which the VMM loop
- * serves (never this vCPU thread).
+ * DRIVER_OK: the queues' roles follow what the driver took; statistics start. The stats
+ * buffer Linux gives before DRIVER_OK is served by the kick the transport replays then.
  */
 static int balloon_activate(void *dev)
 {
 	struct virtio_balloon *b = dev;
-	uint64_t f = b->t.driver_features, one = 1;
+	uint64_t f = b->t.driver_features;
 	int next = 2;
 
 	b->q_stats = f & (1ULL << VIRTIO_BALLOON_F_STATS_VQ) ? next++ : -1;
 	b->q_report = f & (1ULL << VIRTIO_BALLOON_F_REPORTING) ? next++ : -1;
 	arm_stats_timer(b, b->q_stats >= 0);
-	for (uint16_t i = 0; i < b->t.ops->nr_queues; i++) {
-		ssize_t r;
-
-		if (!b->t.queues[i].ready || b->t.kicks[i].h.fd < 0)
-			continue;
-		r = write(b->t.kicks[i].h.fd, &one, sizeof(one));
-		(void)r;
-	}
 	return 0;
 }
 

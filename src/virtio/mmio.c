@@ -157,6 +157,30 @@ static bool features_ok(struct virtio_mmio *t)
 	return !(f & ~offered(t)) && (f & (1ULL << VIRTIO_F_VERSION_1));
 }
 
+/*
+ * Kicks, served by the VMM loop once it watches the eventfds (never on this vCPU thread). A
+ * driver may make buffers available and notify before DRIVER_OK (Linux's init_vqs() runs
+ * before virtio_device_ready()); on_kick() drops such a notification, so DRIVER_OK replays one
+ * for each ready queue that holds buffers. A restore kicks every ready queue, and the first
+ * kick raises again an interrupt the snapshot had not seen acknowledged.
+ */
+static void kick_ready(struct virtio_mmio *t, bool restored)
+{
+	uint64_t one = 1;
+	ssize_t r;
+
+	t->restored_irq = restored && t->isr != 0;
+	for (uint16_t i = 0; i < t->ops->nr_queues; i++) {
+		bool kick = restored ? t->queues[i].ready || (i == 0 && t->restored_irq)
+				     : virtq__pending(&t->queues[i]) > 0;
+
+		if (!kick || t->kicks[i].h.fd < 0)
+			continue;
+		r = write(t->kicks[i].h.fd, &one, sizeof(one));
+		(void)r;
+	}
+}
+
 static void activate(struct virtio_mmio *t)
 {
 	for (unsigned int i = 0; i < t->ops->nr_queues; i++) {
@@ -166,7 +190,9 @@ static void activate(struct virtio_mmio *t)
 	if (t->ops->activate(t->dev)) {
 		log_warn("%s at 0x%llx: cannot activate", t->ops->name, (unsigned long long)t->base);
 		t->status |= VIRTIO_STATUS_NEEDS_RESET;
+		return;
 	}
+	kick_ready(t, false);
 }
 
 static void write_status(struct virtio_mmio *t, uint32_t v)
@@ -678,21 +704,6 @@ static int load_saved(const struct virtio_mmio *t, const char *label, const char
 	return ret ? ret : check_saved(t, label, st);
 }
 
-/* Once watched: a kick per ready queue (and the interrupt raised again, at the first). */
-static void kick_restored(struct virtio_mmio *t)
-{
-	uint64_t one = 1;
-	ssize_t r;
-
-	t->restored_irq = t->isr != 0;
-	for (uint16_t i = 0; i < t->ops->nr_queues; i++) {
-		if (!t->queues[i].ready && !(i == 0 && t->restored_irq))
-			continue;
-		r = write(t->kicks[i].h.fd, &one, sizeof(one));
-		(void)r;
-	}
-}
-
 int virtio_mmio__restore(struct virtio_mmio *t, const char *label, const char *id,
 			 const struct snapshot_file_reader *r)
 {
@@ -720,6 +731,6 @@ int virtio_mmio__restore(struct virtio_mmio *t, const char *label, const char *i
 			return error__set(ret, "%s: cannot activate the restored %s: %s", label,
 					  t->ops->name, strerror(-ret));
 	}
-	kick_restored(t);
+	kick_ready(t, true);
 	return 0;
 }

@@ -52,8 +52,8 @@ static int setup_queue(struct virtio_mmio *t, uint32_t i, const struct fake_vrin
 	return 0;
 }
 
-int fake_virtio__start(struct virtio_mmio *t, uint32_t device_id, uint64_t want,
-		       const struct fake_vring *rings, unsigned int nr)
+int fake_virtio__configure(struct virtio_mmio *t, uint32_t device_id, uint64_t want,
+			   const struct fake_vring *rings, unsigned int nr)
 {
 	uint32_t status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
 	uint64_t offered;
@@ -82,7 +82,18 @@ int fake_virtio__start(struct virtio_mmio *t, uint32_t device_id, uint64_t want,
 		if (ret)
 			return ret;
 	}
-	status |= VIRTIO_STATUS_DRIVER_OK;
+	return 0;
+}
+
+int fake_virtio__start(struct virtio_mmio *t, uint32_t device_id, uint64_t want,
+		       const struct fake_vring *rings, unsigned int nr)
+{
+	uint32_t status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+			  VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+	int ret = fake_virtio__configure(t, device_id, want, rings, nr);
+
+	if (ret)
+		return ret;
 	fake_virtio__write(t, R_STATUS, status);
 	if (fake_virtio__read(t, R_STATUS) != status)
 		return error__set(-EIO, "status 0x%x after DRIVER_OK",

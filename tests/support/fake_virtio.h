@@ -18,9 +18,12 @@ void fake_virtio__write(struct virtio_mmio *t, uint64_t off, uint32_t v);
 /* The device's feature bits. */
 uint64_t fake_virtio__offered(struct virtio_mmio *t);
 /*
- * Resets the device, negotiates want (all of it offered, or -ENOTSUP), sets up queue i on
- * rings[i] for i < nr, and sets DRIVER_OK. 0 or -errno with error__set().
+ * Resets the device, negotiates want (all of it offered, or -ENOTSUP) and sets up queue i on
+ * rings[i] for i < nr, as a driver does before DRIVER_OK. 0 or -errno with error__set().
  */
+int fake_virtio__configure(struct virtio_mmio *t, uint32_t device_id, uint64_t want,
+			   const struct fake_vring *rings, unsigned int nr);
+/* fake_virtio__configure(), then DRIVER_OK. */
 int fake_virtio__start(struct virtio_mmio *t, uint32_t device_id, uint64_t want,
 		       const struct fake_vring *rings, unsigned int nr);
 /* Kicks queue q: 0 or -errno. */

@@ -227,6 +227,32 @@ static void test_bytes_delivered(void **state)
 	assert_int_equal(g.r->t.m.needs_reset, 0);
 }
 
+/*
+ * A driver may make a buffer available and kick before DRIVER_OK (Linux does, for some
+ * devices): the kick is dropped then, and the transport replays it at DRIVER_OK.
+ */
+static void test_kick_before_driver_ok_served_at_driver_ok(void **state)
+{
+	uint64_t gpa = DATA;
+	uint32_t len = 64;
+	uint16_t head;
+
+	(void)state;
+	make_device(&g.r);
+	fake_vring__init(&g.ring, &g.fg, RING, QSIZE, false);
+	assert_int_equal(fake_virtio__configure(&g.r->t, VIRTIO_ID_RNG, F_V1, &g.ring, 1), 0);
+	fill_pattern(DATA, len);
+	head = request(&gpa, &len, 1);
+	pump();
+	assert_true(untouched(DATA, len));
+	assert_int_equal(fake_gmem__load16_acquire(&g.fg, g.ring.used + 2), 0);
+	fake_virtio__write(&g.r->t, R_STATUS,
+			   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+				   VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+	expect_used(head, len);
+	assert_true(randomised(DATA, len));
+}
+
 static void test_many_requests_in_one_kick(void **state)
 {
 	uint16_t heads[QSIZE];
@@ -655,6 +681,7 @@ int main(void)
 		STARTED(test_bad_chains_given_back_empty),
 		STARTED(test_hostile_chains),
 		STARTED(test_huge_chain_of_many_buffers),
+		OWN_DEVICE(test_kick_before_driver_ok_served_at_driver_ok),
 		OWN_DEVICE(test_rate_limit_ops),
 		OWN_DEVICE(test_rate_limit_bytes),
 		OWN_DEVICE(test_reset_drops_parked_request),
