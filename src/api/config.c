@@ -167,7 +167,6 @@ static int print_serial(cJSON *o, const char *name, const void *src, const struc
 	return s->serial_out_path ? print_object(o, name, src, f->section) : 0;
 }
 
-
 static const char *const log_level_names[] = {
 	[LOG_LEVEL_OFF] = "Off",   [LOG_LEVEL_ERROR] = "Error", [LOG_LEVEL_WARN] = "Warning",
 	[LOG_LEVEL_INFO] = "Info", [LOG_LEVEL_DEBUG] = "Debug", [LOG_LEVEL_TRACE] = "Trace",
@@ -228,7 +227,7 @@ const struct section config__serial_section = {
 
 /* In the order of Firecracker's GET /vm/config, with "serial" (not in it) last. */
 static const struct field top_fields[] = {
-	F_HAS_SECTION("balloon", CFG, balloon, has_balloon, &config_devices__balloon_section),
+	F_HAS_SECTION("balloon", CFG, balloon, has_balloon, &config_balloon__section),
 	F_LIST("drives", CFG, drives, nr_drives, VM_MAX_DRIVES, &config_devices__drive_section,
 	       config_devices__drive_conflicts),
 	F_SECTION("boot-source", CFG, boot, FIELD_REQUIRED, &config__boot_section),
@@ -256,8 +255,8 @@ static int check_top(void *obj, const char *path)
 	(void)path;
 	if (!cfg->has_balloon)
 		return 0;
-	return config_devices__balloon_fits(cfg->machine.mem_size_mib, cfg->balloon.amount_mib,
-					    "balloon.amount_mib", true);
+	return config_balloon__fits(cfg->machine.mem_size_mib, cfg->balloon.amount_mib,
+				    "balloon.amount_mib", true);
 }
 
 static const struct section top_section = {
@@ -516,7 +515,7 @@ char *config__machine_to_json(const struct machine_config *m)
 
 char *config__balloon_to_json(const struct balloon_config *b)
 {
-	return print_root(b, &config_devices__balloon_section);
+	return print_root(b, &config_balloon__section);
 }
 
 char *config__to_json(const struct vm_config *cfg)

@@ -3,17 +3,17 @@
  * The devices of Firecracker's config schema and the API requests that change the config
  * a part at a time.
  *
- * Devices: drives, network interfaces, vsock, the entropy device and the balloon, with the
- * rate limiters of drives, interfaces and the entropy device, and the metrics sink. config.c
- * uses these tables for the config file's "drives", "network-interfaces", "vsock",
- * "entropy", "balloon" and "metrics"; the lists of devices are walked
+ * Devices: drives, network interfaces, vsock and the entropy device, with the rate limiters
+ * of drives, interfaces and the entropy device, and the metrics sink (the balloon is in
+ * config_balloon.c). config.c uses these tables for the config file's "drives",
+ * "network-interfaces", "vsock", "entropy" and "metrics"; the lists of devices are walked
  * here. Firecracker's rules, as its API documents them: ids are 1 to 64 of [A-Za-z0-9_-];
  * at most one drive is the root device, and it is kept first (it becomes /dev/vda); no
  * two interfaces share a host_dev_name or a guest_mac; a token bucket with size 0 or
  * refill_time 0 limits nothing and counts as absent; a PATCH of a rate limiter replaces
  * the buckets it gives and keeps the others.
  *
- * Requests: PUT and PATCH of one drive or interface, PATCH of the balloon, and
+ * Requests: PUT and PATCH of one drive or interface, and
  * config__apply_body() for the bodies of /boot-source, /machine-config, /logger, /metrics,
  * /serial, /vsock, /entropy and /balloon. Each parses into scratch space and changes the
  * config only once the whole request is good; the balloon's target must fit the memory,
@@ -513,7 +513,8 @@ static const char *bad_source(int family, const uint8_t *a)
 		if (!memcmp(a, zero, 4))
 			return "the unspecified address";
 		if (a[0] >= 224)
-			return a[0] < 240 ? "a multicast address" : "a reserved or broadcast address";
+			return a[0] < 240 ? "a multicast address"
+					  : "a reserved or broadcast address";
 		if (a[0] == 127)
 			return "a loopback address";
 		return NULL;
@@ -553,14 +554,13 @@ static int parse_addr_list(const char *path, const cJSON *item, int family, unsi
 					  json_type_name(e));
 		printable(shown, sizeof(shown), str);
 		if (inet_pton(family, str, a) != 1)
-			return error__set(-EINVAL, "%s: must be an %s address like \"%s\", got \"%s\"",
-					  epath, what,
-					  family == AF_INET ? "172.16.0.2" : "fd00::2", shown);
+			return error__set(
+				-EINVAL, "%s: must be an %s address like \"%s\", got \"%s\"", epath,
+				what, family == AF_INET ? "172.16.0.2" : "fd00::2", shown);
 		why = bad_source(family, a);
 		if (why)
-			return error__set(-EINVAL,
-					  "%s: \"%s\" is %s, which no guest may send from", epath,
-					  shown, why);
+			return error__set(-EINVAL, "%s: \"%s\" is %s, which no guest may send from",
+					  epath, shown, why);
 		n++;
 	}
 	*nr = n;
@@ -676,8 +676,7 @@ static const struct field net_fields[] = {
 		      &limiter_section),
 	F_HAS_SECTION("tx_rate_limiter", NET, tx_rate_limiter, has_tx_rate_limiter,
 		      &limiter_section),
-	F_HAS_SECTION("anti_spoofing", NET, anti_spoofing, has_anti_spoofing,
-		      &antispoof_section),
+	F_HAS_SECTION("anti_spoofing", NET, anti_spoofing, has_anti_spoofing, &antispoof_section),
 };
 
 const struct section config_devices__net_section = {
@@ -878,102 +877,6 @@ const struct section config_devices__entropy_section = {
 	.check = check_entropy,
 };
 
-/* ---- the balloon ---- */
-
-int config_devices__balloon_fits(uint64_t mem_size_mib, uint32_t amount_mib, const char *path,
-				 bool amount_side)
-{
-	if (amount_mib <= mem_size_mib)
-		return 0;
-	if (amount_side)
-		return error__set(-EINVAL,
-				  "%s: must be at most the guest's memory "
-				  "(machine-config.mem_size_mib %" PRIu64 "), got %" PRIu32,
-				  path, mem_size_mib, amount_mib);
-	return error__set(-EINVAL,
-			  "%s: must be at least the balloon's target (balloon.amount_mib "
-			  "%" PRIu32 "), got %" PRIu64,
-			  path, amount_mib, mem_size_mib);
-}
-
-static int check_balloon(void *obj, const char *path)
-{
-	const struct balloon_config *b = obj;
-	char fpath[PATH_SHOW_MAX];
-
-	if (b->free_page_hinting)
-		return error__set(-EINVAL, "%s: not supported yet (free_page_reporting is)",
-				  join_path(fpath, sizeof(fpath), path, "free_page_hinting"));
-	return 0;
-}
-
-#define BALLOON struct balloon_config
-
-/* In the order of Firecracker's Balloon object. */
-static const struct field balloon_fields[] = {
-	F_U32("amount_mib", BALLOON, amount_mib, FIELD_REQUIRED, 0, UINT32_MAX),
-	F_BOOL("deflate_on_oom", BALLOON, deflate_on_oom, FIELD_REQUIRED),
-	F_U32("stats_polling_interval_s", BALLOON, stats_polling_interval_s, 0, 0,
-	      VM_BALLOON_STATS_INTERVAL_MAX),
-	F_BOOL("free_page_hinting", BALLOON, free_page_hinting, 0),
-	F_BOOL("free_page_reporting", BALLOON, free_page_reporting, 0),
-};
-
-const struct section config_devices__balloon_section = {
-	SECTION_OF("balloon", BALLOON, balloon_fields),
-	.check = check_balloon,
-};
-
-static const struct field balloon_patch_fields[] = {
-	F_U32("amount_mib", BALLOON, amount_mib, FIELD_REQUIRED, 0, UINT32_MAX),
-};
-
-static const struct section balloon_patch_section = {
-	SECTION_OF("balloon", BALLOON, balloon_patch_fields),
-};
-
-static const struct field balloon_stats_fields[] = {
-	F_U32("stats_polling_interval_s", BALLOON, stats_polling_interval_s, FIELD_REQUIRED, 0,
-	      VM_BALLOON_STATS_INTERVAL_MAX),
-};
-
-static const struct section balloon_stats_section = {
-	SECTION_OF("balloon", BALLOON, balloon_stats_fields),
-};
-
-/* A PATCH body (no strings) over a copy of the balloon; kept only when there is one. */
-static int patch_balloon(struct vm_config *cfg, const struct section *sec, const char *json,
-			 size_t len, unsigned int *changed)
-{
-	struct balloon_config b = cfg->balloon;
-	int ret;
-
-	if (changed)
-		*changed = 0;
-	ret = config__parse_body(&b, sec, json, len);
-	if (!ret && cfg->has_balloon)
-		ret = config_devices__balloon_fits(cfg->machine.mem_size_mib, b.amount_mib,
-						   "amount_mib", true);
-	if (ret || !cfg->has_balloon)
-		return ret;
-	cfg->balloon = b;
-	if (changed)
-		*changed = CONFIG_CHANGED_BALLOON;
-	return 0;
-}
-
-int config__patch_balloon(struct vm_config *cfg, const char *json, size_t len,
-			  unsigned int *changed)
-{
-	return patch_balloon(cfg, &balloon_patch_section, json, len, changed);
-}
-
-int config__patch_balloon_stats(struct vm_config *cfg, const char *json, size_t len,
-				unsigned int *changed)
-{
-	return patch_balloon(cfg, &balloon_stats_section, json, len, changed);
-}
-
 /* ---- PUT and PATCH of a whole section ---- */
 
 #define NO_HAS SIZE_MAX
@@ -1002,8 +905,7 @@ static const struct body {
 	[CONFIG_BODY_ENTROPY] = { &config_devices__entropy_section,
 				  offsetof(struct vm_config, entropy),
 				  offsetof(struct vm_config, has_entropy) },
-	[CONFIG_BODY_BALLOON] = { &config_devices__balloon_section,
-				  offsetof(struct vm_config, balloon),
+	[CONFIG_BODY_BALLOON] = { &config_balloon__section, offsetof(struct vm_config, balloon),
 				  offsetof(struct vm_config, has_balloon) },
 };
 
@@ -1014,12 +916,12 @@ static int check_across(const struct vm_config *cfg, enum config_body kind, cons
 	const struct balloon_config *b = dst;
 
 	if (kind == CONFIG_BODY_BALLOON)
-		return config_devices__balloon_fits(cfg->machine.mem_size_mib, b->amount_mib,
-						    "amount_mib", true);
+		return config_balloon__fits(cfg->machine.mem_size_mib, b->amount_mib, "amount_mib",
+					    true);
 	if ((kind == CONFIG_BODY_MACHINE_CONFIG || kind == CONFIG_BODY_MACHINE_CONFIG_PATCH) &&
 	    cfg->has_balloon)
-		return config_devices__balloon_fits(m->mem_size_mib, cfg->balloon.amount_mib,
-						    "mem_size_mib", false);
+		return config_balloon__fits(m->mem_size_mib, cfg->balloon.amount_mib,
+					    "mem_size_mib", false);
 	return 0;
 }
 
@@ -1079,7 +981,7 @@ int config__parse_choice(const char *label, const char *json, size_t len, const 
 	if (ret)
 		return ret;
 	ret = -EINVAL;
-	cJSON_ArrayForEach(item, root) {
+	cJSON_ArrayForEach (item, root) {
 		if (strcmp(item->string, key)) {
 			error__set(-EINVAL, "%s: unknown field \"%.64s\"", label, item->string);
 			goto out;

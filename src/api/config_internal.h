@@ -196,12 +196,12 @@ extern const struct section config_devices__net_section;
 extern const struct section config_devices__vsock_section;
 extern const struct section config_devices__entropy_section;
 extern const struct section config_devices__metrics_section;
-extern const struct section config_devices__balloon_section;
+extern const struct section config_balloon__section;
 /*
  * The balloon's target fits the guest's memory: 0, or -EINVAL with a message that names
  * path, the balloon's field (amount_side) or machine-config's mem_size_mib.
  */
-int config_devices__balloon_fits(uint64_t mem_size_mib, uint32_t amount_mib, const char *path,
-				 bool amount_side);
+int config_balloon__fits(uint64_t mem_size_mib, uint32_t amount_mib, const char *path,
+			 bool amount_side);
 
 #endif
