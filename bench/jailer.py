@@ -35,6 +35,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from proc_helpers import cgroup_mount_points  # noqa: E402
+
 EMBER_SRC = ROOT / "build" / "ember"
 JAILER = ROOT / "build" / "ember-jailer"
 RESULTS = ROOT / "bench" / "results"
@@ -73,15 +76,6 @@ def answers(path):
 def mounts():
     with open("/proc/self/mountinfo") as f:
         return sum(1 for _ in f)
-
-
-def cgroup_mounts():
-    out = set()
-    with open("/proc/mounts") as f:
-        for line in f:
-            if line.split()[2] in ("cgroup", "cgroup2"):
-                out.add(line.split()[1])
-    return sorted(out)
 
 
 class Run:
@@ -126,7 +120,7 @@ class Run:
         self.proc.stderr.close()
         if self.jailed:
             shutil.rmtree(self.jail_dir, ignore_errors=True)
-            for mnt in cgroup_mounts():
+            for mnt in cgroup_mount_points():
                 p = Path(mnt) / PARENT / self.name
                 if p.is_dir():
                     p.rmdir()
@@ -204,7 +198,7 @@ def inner(extra, runs):
 
 
 def remove_parent_cgroups():
-    for mnt in cgroup_mounts():
+    for mnt in cgroup_mount_points():
         p = Path(mnt) / PARENT
         if p.is_dir():
             p.rmdir()

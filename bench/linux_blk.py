@@ -21,8 +21,6 @@ device model adds. Results: bench/results/linux_blk.json and .md.
 
     bench/linux_blk.py [--runs 5] [--engines Sync,Async]
 """
-import argparse
-import json
 import os
 import re
 import sys
@@ -31,10 +29,10 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from framework.microvm import Microvm, VmmTimeout  # noqa: E402
-from linux_boot import BINARIES, Images, environment, on_real_kvm, summary  # noqa: E402
+from framework.microvm import Microvm  # noqa: E402
+from linux_boot import (BINARIES, Images, command_line, environment, run_to_exit,  # noqa: E402
+                        start, summary, write_json, write_md)
 
-RESULTS = os.path.join(ROOT, "bench", "results")
 VCPUS, MEM_MIB, DATA_MIB, RAND_READS = 1, 256, 64, 200
 QEMU_AIO = {"Sync": "aio=threads", "Async": "aio=io_uring"}
 
@@ -67,13 +65,9 @@ def one_run(vmm, engine, images, workdir, timeout):
         f.truncate(DATA_MIB << 20)
     vm.add_drive("data", data, cache_type="Writeback")
     vm.config["drives"][0]["cache_type"] = "Writeback"
-    try:
-        vm.spawn()
-        vm.wait_for_exit(timeout)
-    except VmmTimeout as e:
-        return {"ok": False, "why": str(e).splitlines()[0]}
-    finally:
-        vm.kill()
+    timed_out = run_to_exit(vm, timeout)
+    if timed_out:
+        return timed_out
     m = re.search(r"^blk-times ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)$", vm.console, re.M)
     if not m or vm.returncode != 0 or vm.guest_exit != 0:
         return {"ok": False, "why": f"exit code {vm.returncode}, guest exit {vm.guest_exit}: "
@@ -93,10 +87,7 @@ METRICS = [("seq_write_mib_s", "1 MiB sequential write (MiB/s)"),
 
 
 def write_results(res):
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "linux_blk.json"), "w") as f:
-        json.dump(res, f, indent=2)
-        f.write("\n")
+    write_json("linux_blk", res)
     lines = ["# virtio-blk in a Linux guest: Ember vs QEMU microvm", "",
              f"Default guest, {VCPUS} vCPU, {MEM_MIB} MiB, ext4 root from a drive, and a raw "
              f"{DATA_MIB} MiB data drive (cache Writeback on both VMMs); busybox dd with "
@@ -124,22 +115,14 @@ def write_results(res):
         for vmm in ("ember", "qemu"):
             if r[vmm]["failures"]:
                 lines += ["", f"{engine} {vmm} failures (first): {r[vmm]['failures'][0]}"]
-    with open(os.path.join(RESULTS, "linux_blk.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_md("linux_blk", lines)
 
 
 def main():
-    ap = argparse.ArgumentParser(description="virtio-blk in a Linux guest, Ember vs QEMU")
-    ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "5")))
-    ap.add_argument("--engines", default="Sync,Async")
-    ap.add_argument("--timeout", type=float, default=300)
-    args = ap.parse_args()
+    args = command_line("virtio-blk in a Linux guest, Ember vs QEMU", 5, "--engines", "Sync,Async",
+                        300)
     engines = args.engines.split(",")
-
-    on_real_kvm("linux_blk", __file__)
-    if not os.access(BINARIES["ember"], os.X_OK):
-        sys.exit("linux_blk: build/ember is missing: run make")
+    start("linux_blk", __file__)
     images = Images(build=False)
     res = {"bench": "linux_blk", "runs": args.runs, "vcpus": VCPUS, "mem_mib": MEM_MIB,
            "data_mib": DATA_MIB, "environment": environment(),

@@ -60,10 +60,9 @@ class Images:
         self.rootfs_ext4 = paths["GUEST_ROOTFS_EXT4"]
 
 
-def one_run(vmm, images, workdir, timeout):
-    vm = Microvm(vmm, BINARIES[vmm], workdir, images, vmm)
-    vm.basic_config(vcpu_count=VCPUS, mem_size_mib=MEM_MIB, cmd="true", initrd=True,
-                    rootfs=False)
+def run_to_exit(vm, timeout):
+    """Spawns vm and waits up to timeout s for its exit, and kills it in any case. Returns
+    None, or a failed run's result if it timed out."""
     try:
         vm.spawn()
         vm.wait_for_exit(timeout)
@@ -71,6 +70,16 @@ def one_run(vmm, images, workdir, timeout):
         return {"ok": False, "why": str(e).splitlines()[0]}
     finally:
         vm.kill()
+    return None
+
+
+def one_run(vmm, images, workdir, timeout):
+    vm = Microvm(vmm, BINARIES[vmm], workdir, images, vmm)
+    vm.basic_config(vcpu_count=VCPUS, mem_size_mib=MEM_MIB, cmd="true", initrd=True,
+                    rootfs=False)
+    timed_out = run_to_exit(vm, timeout)
+    if timed_out:
+        return timed_out
     boot = vm.console_time(INIT_BOOT)
     exit_s = time.monotonic() - vm._spawned_at  # close enough: wait_for_exit just returned
     if boot is None or vm.returncode != 0 or vm.guest_exit != 0:
@@ -132,6 +141,38 @@ def setup_time(vmm, workdir):
     return statistics.median(times) if times else None
 
 
+def command_line(description, runs, list_option, list_default, timeout):
+    """The Linux benchmarks' command line: --runs (default $BENCH_RUNS, else runs), a
+    comma-separated list (list_option, e.g. --vmm) and --timeout in seconds; parsed."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", str(runs))))
+    ap.add_argument(list_option, default=list_default)
+    ap.add_argument("--timeout", type=float, default=timeout)
+    return ap.parse_args()
+
+
+def start(name, script, need_ember=True):
+    """on_real_kvm(), then exits if Ember is needed and build/ember is not built."""
+    on_real_kvm(name, script)
+    if need_ember and not os.access(BINARIES["ember"], os.X_OK):
+        sys.exit(f"{name}: build/ember is missing: run make")
+
+
+def write_json(name, res):
+    """bench/results/NAME.json"""
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, name + ".json"), "w") as f:
+        json.dump(res, f, indent=2)
+        f.write("\n")
+
+
+def write_md(name, lines):
+    """bench/results/NAME.md, which is also printed."""
+    with open(os.path.join(RESULTS, name + ".md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def on_real_kvm(name, script):
     """Builds the guest images on the host, then re-runs script inside the real-KVM bench
     when this host has no vmx/svm (there a kernel build would take hours)."""
@@ -165,10 +206,7 @@ def environment():
 
 
 def write_results(res):
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "linux_boot.json"), "w") as f:
-        json.dump(res, f, indent=2)
-        f.write("\n")
+    write_json("linux_boot", res)
     lines = ["# Linux boot: Ember vs QEMU microvm", "",
              f"Default guest (resources/guest), {VCPUS} vCPU, {MEM_MIB} MiB, command `true`; "
              f"{res['runs']} runs per VMM, alternating. "
@@ -217,23 +255,13 @@ def write_results(res):
     for vmm, r in res["vmms"].items():
         if r["failures"]:
             lines += ["", f"{vmm} failures (first): {r['failures'][0]}"]
-    with open(os.path.join(RESULTS, "linux_boot.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_md("linux_boot", lines)
 
 
 def main():
-    ap = argparse.ArgumentParser(description="Linux boot time, Ember vs QEMU microvm")
-    ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "10")))
-    ap.add_argument("--vmm", default="ember,qemu")
-    ap.add_argument("--timeout", type=float, default=60)
-    args = ap.parse_args()
+    args = command_line("Linux boot time, Ember vs QEMU microvm", 10, "--vmm", "ember,qemu", 60)
     vmms = args.vmm.split(",")
-
-    on_real_kvm("linux_boot", __file__)
-    if "ember" in vmms and not os.access(BINARIES["ember"], os.X_OK):
-        sys.exit("linux_boot: build/ember is missing: run make")
-
+    start("linux_boot", __file__, need_ember="ember" in vmms)
     images = Images(build=False)
     for path in (images.vmlinux, images.initramfs):
         if not os.path.isfile(path):

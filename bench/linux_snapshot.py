@@ -63,7 +63,8 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 from framework.microvm import DEFAULT_BOOT_ARGS  # noqa: E402
 from framework.vsock import AGENT_PORT, host_connect  # noqa: E402
 from linux_boot import Images, environment, on_real_kvm, summary  # noqa: E402
-from snapshot import HANDLER, http, publish  # noqa: E402
+from snapshot import HANDLER, publish, ws_bytes  # noqa: E402
+from vmctl import Ember, UffdHandler, http  # noqa: E402
 
 EMBER = os.path.join(ROOT, "build", "ember")
 RESULTS = os.path.join(ROOT, "bench", "results")
@@ -82,22 +83,14 @@ def say(msg):
     print(f"linux_snapshot: {msg}", file=sys.stderr, flush=True)
 
 
-class Vm:
+class Vm(Ember):
+    """An Ember (this module's EMBER) whose console and log go to workdir/NAME.console."""
+
     def __init__(self, workdir, name):
         self.workdir, self.name = workdir, name
-        self.sock = os.path.join(workdir, name + ".api")
         self.console = open(os.path.join(workdir, name + ".console"), "wb")
-        self.proc = subprocess.Popen([EMBER, "--api-sock", self.sock, "--level", "Warning"],
-                                     stdin=subprocess.DEVNULL, stdout=self.console,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if http(self.sock, "GET", "/")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.002)
-        raise RuntimeError("no API socket")
+        super().__init__(EMBER, os.path.join(workdir, name + ".api"), self.console,
+                         subprocess.STDOUT, timeout=10, poll_s=0.002)
 
     def ok(self, method, url, body=None):
         status, text = http(self.sock, method, url, body)
@@ -111,8 +104,7 @@ class Vm:
         return int(fields[7]), int(fields[9])
 
     def stop(self):
-        self.proc.kill()
-        self.proc.wait()
+        super().stop()
         self.console.close()
 
 
@@ -188,15 +180,10 @@ def warm_requests(uds, n):
     return out
 
 
-class Handler:
+class Handler(UffdHandler):
     def __init__(self, sock, memf, *extra):
-        self.sock = sock
         self.log = open(sock + ".log", "w+")
-        self.proc = subprocess.Popen([HANDLER, "--socket", sock, "--mem-file", memf, "--once",
-                                      *extra], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
-        if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the uffd handler did not start")
+        super().__init__(HANDLER, sock, memf, *extra)
 
     def stop(self):
         """The handler's 'vm done' counts: (faults served, pages prefetched), or None."""
@@ -422,14 +409,6 @@ def measure(images, mem, vcpus, runs, cold, budget_s=None):
         if cold_mem:
             os.unlink(cold_mem)
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def ws_bytes(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    nr = int.from_bytes(data[24:28], "little")
-    return sum(int.from_bytes(data[32 + 16 * i + 8:32 + 16 * i + 16], "little")
-               for i in range(nr))
 
 
 def med(x):

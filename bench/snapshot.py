@@ -25,7 +25,6 @@ import datetime
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,54 +33,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from api import GUEST, RESULTS, ROOT, summary  # noqa: E402
+from vmctl import Ember, UffdHandler, http  # noqa: E402
 
 EMBER = os.path.join(ROOT, "build", "ember")
 COUNTER = b"EMBER-GUEST: counter "
 TARGET_LOAD_MS = 2.0  # issue 8: load to running under 2 ms for 128 MiB
 
 
-def http(path, method, url, body=None):
-    data = json.dumps(body).encode() if body is not None else b""
-    req = (f"{method} {url} HTTP/1.1\r\nContent-Type: application/json\r\n"
-           f"Content-Length: {len(data)}\r\n\r\n").encode() + data
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(path)
-    try:
-        s.sendall(req)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            buf += s.recv(65536)
-        head, _, rest = buf.partition(b"\r\n\r\n")
-        status = int(head.split()[1])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                length = int(v)
-        while len(rest) < length:
-            rest += s.recv(65536)
-        return status, rest
-    finally:
-        s.close()
+class Vmm(Ember):
+    """An Ember whose console (stdout) this benchmark reads, for the counter lines."""
 
-
-class Vmm:
     def __init__(self, workdir, name):
-        self.sock = os.path.join(workdir, name + ".sock")
-        self.proc = subprocess.Popen([EMBER, "--api-sock", self.sock, "--level", "Warning"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
         self.out = b""
-        deadline = time.monotonic() + 5
-        while not os.path.exists(self.sock) and time.monotonic() < deadline:
-            time.sleep(0.001)
-        while time.monotonic() < deadline:
-            try:
-                if http(self.sock, "GET", "/")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.001)
-        raise RuntimeError("no API socket")
+        super().__init__(EMBER, os.path.join(workdir, name + ".sock"), subprocess.PIPE,
+                         subprocess.DEVNULL, timeout=5, poll_s=0.001)
 
     def ok(self, method, url, body=None):
         status, text = http(self.sock, method, url, body)
@@ -111,10 +76,6 @@ class Vmm:
             if line.startswith(name + " "):
                 return int(line.split()[1])
         return None
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
 
 
 def configure(vm, mem, vcpus):
@@ -157,14 +118,9 @@ def make_snapshot(workdir, mem, vcpus):
                          "diff_create_ms": diff, "diff_allocated_bytes": dst.st_blocks * 512}
 
 
-class Handler:
+class Handler(UffdHandler):
     def __init__(self, workdir, memf, i, *extra):
-        self.sock = os.path.join(workdir, f"u{i}.sock")
-        self.proc = subprocess.Popen([HANDLER, "--socket", self.sock, "--mem-file", memf,
-                                      "--once", *extra], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
-        if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the uffd handler did not start")
+        super().__init__(HANDLER, os.path.join(workdir, f"u{i}.sock"), memf, *extra)
 
     def stop(self):
         if self.proc.poll() is None:

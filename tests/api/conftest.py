@@ -20,21 +20,20 @@ import http.client
 import json
 import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("EMBER_BUILD", ROOT / "build"))
-if not BUILD.is_absolute():
-    BUILD = ROOT / BUILD
-EMBER = Path(os.environ.get("EMBER_BIN", BUILD / "ember"))
-GUEST = BUILD / "tests" / "guest" / "guest.elf"
+SUPPORT = str(Path(__file__).resolve().parents[1] / "support")
+if SUPPORT not in sys.path:
+    sys.path.insert(0, SUPPORT)
+from proc_helpers import kill_process_group  # noqa: E402
+from pytest_helpers import (EMBER, GUEST, ROOT, Made, OutputFiles,  # noqa: E402,F401
+                            failure_report_hook, snapshot_binary, tail)
 
 PREFIX = "EMBER-GUEST: "
 HANG_ARGS = "tests=hello exit=hang"
@@ -53,23 +52,6 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="no /dev/kvm on this machine")
     for item in items:
         item.add_marker(skip)
-
-
-def snapshot_binary(src, dst_dir):
-    """A private copy of the Ember binary, so that a rebuild of build/ember while the suite
-    runs (make in another terminal) cannot swap the binary under a test. Retries while the
-    binary is being rewritten."""
-    dst = Path(dst_dir) / "ember"
-    for _ in range(50):
-        try:
-            shutil.copy2(src, dst)
-            r = subprocess.run([str(dst), "--version"], capture_output=True, timeout=5)
-            if r.returncode == 0 and r.stdout.startswith(b"ember "):
-                return dst
-        except (OSError, subprocess.SubprocessError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{src} does not run (`make` it again?)")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -248,9 +230,40 @@ def parse_prometheus(text):
     return values, types
 
 
+def read_fifo(path):
+    """What a FIFO holds now, read without blocking (b"" if nothing)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        data = b""
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 20)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    return data
+
+
+def fd_count(vm):
+    """Ember's file descriptors other than sockets (API connections come and go: the one of
+    the request before may still be closing)."""
+    fd_dir = f"/proc/{vm.proc.pid}/fd"
+    n = 0
+    for fd in os.listdir(fd_dir):
+        try:
+            n += not os.readlink(f"{fd_dir}/{fd}").startswith("socket:")
+        except FileNotFoundError:
+            pass
+    return n
+
+
 # ---- the Ember process ----
 
-class ApiVmm:
+class ApiVmm(OutputFiles):
     """One `ember --api-sock` process. Made by the fixtures; killed at teardown."""
 
     binary = EMBER  # the session's snapshot of it once the `built` fixture has run
@@ -364,21 +377,7 @@ class ApiVmm:
         self.wait_until(lambda: DONE_LINE_RE.search(self.console), timeout,
                         "the guest's whole done line on the console")
 
-    # ---- what came out ----
-    @property
-    def console(self):
-        try:
-            return self.console_path.read_bytes().decode("latin-1")
-        except FileNotFoundError:
-            return ""
-
-    @property
-    def log(self):
-        try:
-            return self.log_path.read_bytes().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
+    # ---- what came out (console, log: OutputFiles) ----
     def wait_until(self, predicate, timeout, what):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -421,39 +420,29 @@ class ApiVmm:
         self.proc.send_signal(signo)
 
     def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(10)
+        kill_process_group(self.proc)
         if self.proc is not None and self.returncode is None:
             self.returncode = self.proc.returncode
 
     def describe(self, lines=25):
-        def tail(text):
-            return "\n".join("    | " + l for l in text.splitlines()[-lines:])
         rc = self.proc.poll() if self.proc else None
         return (f"--- {self.name}: {' '.join(self.command)}\n--- exit code: {rc}\n"
-                f"--- console (last {lines} lines):\n{tail(self.console)}\n"
-                f"--- log (last {lines} lines):\n{tail(self.log)}")
+                f"--- console (last {lines} lines):\n{tail(self.console, lines)}\n"
+                f"--- log (last {lines} lines):\n{tail(self.log, lines)}")
 
 
 @pytest.fixture
 def ember_factory(request, tmp_path):
-    vmms = []
+    vmms = Made(request, "api_vmms")
 
     def make(extra_args=(), spawn=True, name=None):
-        vm = ApiVmm(tmp_path, extra_args, name or f"ember{len(vmms)}")
-        vmms.append(vm)
+        vm = vmms.add(ApiVmm(tmp_path, extra_args, name or f"ember{len(vmms)}"))
         if spawn:
             vm.spawn()
         return vm
 
-    request.node.api_vmms = vmms
     yield make
-    for vm in vmms:
-        vm.kill()
+    vmms.kill_all()
 
 
 @pytest.fixture
@@ -468,13 +457,6 @@ def running_ember(ember_factory):
     return vm
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """On a failure, attach each Ember's console and log tails to the report."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.when != "call" or not report.failed:
-        return
-    for vm in getattr(item, "api_vmms", []):
-        if vm.proc is not None:
-            report.sections.append((f"ember {vm.name}", vm.describe(lines=40)))
+# on a failure, attach each spawned Ember's console and log tails to the report
+pytest_runtest_makereport = failure_report_hook("api_vmms", lambda vm: f"ember {vm.name}", 40,
+                                                spawned_only=True)

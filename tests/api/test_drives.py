@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from conftest import HANG_ARGS, MSG_AFTER_START, MSG_BEFORE_START, PREFIX
+from conftest import HANG_ARGS, MSG_AFTER_START, MSG_BEFORE_START, PREFIX, fd_count
 from test_endpoints import assert_fault
 from test_metrics import read_lines
 
@@ -78,18 +78,6 @@ def open_files(vm):
             continue
         out[target] = flags & os.O_ACCMODE
     return out
-
-
-def fd_count(vm):
-    """Ember's file descriptors other than sockets (API connections come and go)."""
-    fd_dir = f"/proc/{vm.proc.pid}/fd"
-    n = 0
-    for fd in os.listdir(fd_dir):
-        try:
-            n += not os.readlink(f"{fd_dir}/{fd}").startswith("socket:")
-        except FileNotFoundError:
-            pass
-    return n
 
 
 def guest_cmdline(vm):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import (GUEST, HANG_ARGS, MSG_AFTER_START, MSG_BEFORE_START, PREFIX,
+from conftest import (GUEST, HANG_ARGS, MSG_AFTER_START, MSG_BEFORE_START, PREFIX, fd_count,
                       serial_boot_args)
 from test_endpoints import DRIVE, NET, VSOCK, assert_fault
 
@@ -233,23 +233,12 @@ def test_bad_socket_path_exits_1(ember_factory, tmp_path, where, why):
 
 
 def test_failed_starts_leak_no_file_descriptors(ember):
-    def fds():
-        # not the sockets: the API connection of the request before may still be closing
-        fd_dir = f"/proc/{ember.proc.pid}/fd"
-        n = 0
-        for fd in os.listdir(fd_dir):
-            try:
-                n += not os.readlink(f"{fd_dir}/{fd}").startswith("socket:")
-            except FileNotFoundError:
-                pass
-        return n
-
     ember.configure(kernel=GUEST, mem_mib=1)  # the kernel does not fit in 1 MiB
     assert_fault(ember.put("/actions", {"action_type": "InstanceStart"}), 400, "RAM")
-    before = fds()
+    before = fd_count(ember)
     for _ in range(20):
         assert ember.put("/actions", {"action_type": "InstanceStart"}).status == 400
-    assert fds() <= before, "failed InstanceStarts leaked file descriptors"
+    assert fd_count(ember) <= before, "failed InstanceStarts leaked file descriptors"
     ember.assert_healthy("Not started")
 
 

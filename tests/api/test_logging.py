@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import PREFIX
+from conftest import PREFIX, read_fifo
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}"
 
@@ -145,19 +145,7 @@ def test_log_to_a_pipe_nobody_reads(ember_factory, tmp_path):
     assert m["logger_missed_log_count"] > missed, "the vCPU's debug lines were not counted"
     vm.assert_healthy("Running")
     # the lines that did fit are whole: one write() per line
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        data = b""
-        while True:
-            try:
-                chunk = os.read(fd, 1 << 20)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(fd)
+    data = read_fifo(fifo)
     assert data.endswith(b"\n") and len(data) > 32768, len(data)
     for line in data.decode().splitlines():
         assert re.match(rf"{STAMP} \[anonymous-instance:(api|main|vcpu0)\] ", line), line

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import parse_prometheus
+from conftest import parse_prometheus, read_fifo
 
 # Firecracker's groups and the counters of each that Ember keeps (docs/api.md#metrics).
 FIRECRACKER_NAMES = {
@@ -201,19 +201,7 @@ def test_metrics_pipe_nobody_reads_does_not_block(ember, tmp_path):
     assert m["logger_missed_metrics_count"] >= 1 and m["logger_metrics_fails"] >= 1, m
     ember.assert_healthy("Not started")
     # what did fit went in as whole lines
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        data = b""
-        while True:
-            try:
-                chunk = os.read(fd, 1 << 20)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(fd)
+    data = read_fifo(fifo)
     assert data.endswith(b"\n") and len(data) > 32768, len(data)
     for line in data.splitlines():
         json.loads(line)

@@ -16,6 +16,7 @@ microvm machine, as a reference; checks of Ember-only behaviour are then skipped
 """
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from framework.api_microvm import ApiMicrovm
 from framework.microvm import Microvm
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO / "tests" / "support") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests" / "support"))
+from pytest_helpers import Made, failure_report_hook  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -131,21 +135,25 @@ def kvm_available():
                     "(tests/bench-vm, docs/bench-vm.md); EMBER_TEST_ANY_KVM=1 skips this check")
 
 
+def vm_factory(request, cls, prefix, vmm, vmm_binary, workdir, guest_images, io_engine):
+    """The body of a factory fixture: yields make(name=None), which makes a cls (Microvm or
+    ApiMicrovm) named name (default prefix + a count) with its own work directory under
+    workdir; each is listed for the failure report and killed at teardown."""
+    vms = Made(request, "ember_microvms")
+
+    def make(name=None):
+        name = name or f"{prefix}{len(vms)}"
+        return vms.add(cls(vmm, vmm_binary, workdir / name, guest_images, name, io_engine))
+
+    yield make
+    vms.kill_all()
+
+
 @pytest.fixture
 def microvm_factory(request, tmp_path, vmm, vmm_binary, guest_images, kvm_available, io_engine):
     """Makes Microvm objects, each with its own work directory under the test's tmp_path."""
-    vms = []
-
-    def make(name=None):
-        name = name or f"vm{len(vms)}"
-        vm = Microvm(vmm, vmm_binary, tmp_path / name, guest_images, name, io_engine)
-        vms.append(vm)
-        return vm
-
-    request.node.ember_microvms = vms
-    yield make
-    for vm in vms:
-        vm.kill()
+    yield from vm_factory(request, Microvm, "vm", vmm, vmm_binary, tmp_path, guest_images,
+                          io_engine)
 
 
 @pytest.fixture
@@ -166,30 +174,13 @@ def api_microvm(request, tmp_path, vmm_binary, guest_images, kvm_available, io_e
 def api_microvm_factory(request, tmp_path, vmm_binary, guest_images, kvm_available, io_engine):
     """Makes Embers driven through their API sockets (framework/api_microvm.py), each with
     its own work directory: for snapshots, where one Ember writes and others load."""
-    vms = []
-
-    def make(name=None):
-        name = name or f"api-vm{len(vms)}"
-        vm = ApiMicrovm("ember", vmm_binary, tmp_path / name, guest_images, name, io_engine)
-        vms.append(vm)
-        return vm
-
-    request.node.ember_microvms = vms
-    yield make
-    for vm in vms:
-        vm.kill()
+    yield from vm_factory(request, ApiMicrovm, "api-vm", "ember", vmm_binary, tmp_path,
+                          guest_images, io_engine)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """On a failure, attach each VM's console and log tails to the report."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.when != "call" or not report.failed:
-        return
-    for vm in getattr(item, "ember_microvms", []):
-        if vm.proc is not None:
-            report.sections.append((f"microvm {vm.name}", vm.describe(lines=60)))
+# on a failure, attach each spawned VM's console and log tails to the report
+pytest_runtest_makereport = failure_report_hook("ember_microvms", lambda vm: f"microvm {vm.name}",
+                                                60, spawned_only=True)
 
 
 class NetNs:

@@ -20,18 +20,19 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("EMBER_BUILD", ROOT / "build"))
-if not BUILD.is_absolute():
-    BUILD = ROOT / BUILD
+SUPPORT = str(Path(__file__).resolve().parents[1] / "support")
+if SUPPORT not in sys.path:
+    sys.path.insert(0, SUPPORT)
+from pytest_helpers import (BUILD, EMBER, GUEST, ROOT, Made, OutputFiles,  # noqa: E402
+                            failure_report_hook, snapshot_binary, tail)
+
 JAILER = Path(os.environ.get("EMBER_JAILER_BIN", BUILD / "ember-jailer"))
-EMBER = Path(os.environ.get("EMBER_BIN", BUILD / "ember"))
-GUEST = BUILD / "tests" / "guest" / "guest.elf"
 
 # Who the jailed Ember runs as: no account needs to exist for it.
 UID = int(os.environ.get("EMBER_JAIL_UID", "10007"))
@@ -106,22 +107,6 @@ def leftovers(base, jail_id, parent=PARENT_CGROUP):
     return found
 
 
-def snapshot_binary(src, dst_dir):
-    """A private copy of Ember named `ember` (the jail's exec name), so that a rebuild while
-    the suite runs cannot swap the binary under a test."""
-    dst = Path(dst_dir) / "ember"
-    for _ in range(50):
-        try:
-            shutil.copy2(src, dst)
-            r = subprocess.run([str(dst), "--version"], capture_output=True, timeout=5)
-            if r.returncode == 0 and r.stdout.startswith(b"ember "):
-                return dst
-        except (OSError, subprocess.SubprocessError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{src} does not run (`make` it again?)")
-
-
 @pytest.fixture(scope="session")
 def ember_binary(tmp_path_factory):
     missing = [str(p) for p in (JAILER, EMBER, GUEST) if not p.is_file()]
@@ -138,7 +123,7 @@ def proc_status(pid, task=None):
         return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
 
 
-class Jail:
+class Jail(OutputFiles):
     """One ember-jailer run: `ember-jailer --id ID --exec-file <snapshot> --uid --gid
     --chroot-base-dir BASE --parent-cgroup PARENT_CGROUP [jailer_args] -- --api-sock
     run/api.sock [ember_args]`. Ember's stdout (the guest console) goes to console.log and
@@ -257,26 +242,10 @@ class Jail:
             time.sleep(0.01)
         assert DONE_LINE_RE.search(self.console), f"no done line\n{self.describe()}"
 
-    # ---- what came out ----
-    @property
-    def console(self):
-        try:
-            return self.console_path.read_bytes().decode("latin-1")
-        except FileNotFoundError:
-            return ""
-
-    @property
-    def log(self):
-        try:
-            return self.log_path.read_bytes().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
+    # ---- what came out (console, log: OutputFiles) ----
     def describe(self, lines=25):
-        def tail(text):
-            return "\n".join("    | " + l for l in text.splitlines()[-lines:])
         return (f"--- {' '.join(self.command)}\n--- pid {self.pid}\n"
-                f"--- console:\n{tail(self.console)}\n--- log:\n{tail(self.log)}")
+                f"--- console:\n{tail(self.console, lines)}\n--- log:\n{tail(self.log, lines)}")
 
     # ---- teardown ----
     def kill(self):
@@ -328,26 +297,16 @@ def new_id(prefix="t"):
 
 @pytest.fixture
 def jail_factory(request, tmp_path, jail_base, ember_binary):
-    jails = []
+    jails = Made(request, "jails")
 
     def make(jailer_args=(), ember_args=(), jail_id=None, exec_file=None, **kw):
-        j = Jail(tmp_path, jail_base, jail_id or new_id(), exec_file or ember_binary,
-                 jailer_args, ember_args, **kw)
-        jails.append(j)
-        return j
+        return jails.add(Jail(tmp_path, jail_base, jail_id or new_id(), exec_file or ember_binary,
+                              jailer_args, ember_args, **kw))
 
-    request.node.jails = jails
     yield make
     for j in jails:
         j.remove()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """On a failure, attach each jail's command, console and log tails to the report."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.when != "call" or not report.failed:
-        return
-    for j in getattr(item, "jails", []):
-        report.sections.append((f"jail {j.id}", j.describe(lines=40)))
+# on a failure, attach each jail's command, console and log tails to the report
+pytest_runtest_makereport = failure_report_hook("jails", lambda j: f"jail {j.id}", 40)

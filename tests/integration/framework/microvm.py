@@ -20,12 +20,18 @@ import json
 import os
 import pty
 import re
-import signal
 import subprocess
+import sys
 import threading
 import time
 import tty
 from pathlib import Path
+
+# tests/support: helpers shared with the other suites (here with the benchmarks, too)
+_SUPPORT = str(Path(__file__).resolve().parents[2] / "support")
+if _SUPPORT not in sys.path:
+    sys.path.insert(0, _SUPPORT)
+from proc_helpers import kill_process_group  # noqa: E402
 
 SCALE = float(os.environ.get("EMBER_TEST_TIMEOUT_SCALE", "1"))
 BOOT_TIMEOUT = 90 * SCALE
@@ -298,12 +304,7 @@ class Microvm:
 
     def kill(self):
         """Stops the VMM for good (SIGKILL to its process group) and releases its pty."""
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(10)
+        kill_process_group(self.proc)
         if self.proc is not None and self.returncode is None:
             self.returncode = self.proc.returncode
         for s in (self._stdout, self._stderr):

@@ -16,18 +16,10 @@ import pytest
 
 from framework.api_microvm import ApiMicrovm
 from framework.microvm import EXIT_TIMEOUT
+from proc_helpers import cgroup_mount_points  # tests/support, on sys.path: conftest.py
 
 UID = GID = 10007
 PARENT_CGROUP = f"ember-linuxtest-{os.getpid()}"
-
-
-def cgroup_mounts():
-    out = set()
-    with open("/proc/mounts") as f:
-        for line in f:
-            if line.split()[2] in ("cgroup", "cgroup2"):
-                out.add(line.split()[1])
-    return sorted(out)
 
 
 def pids_cgroup_args():
@@ -105,7 +97,7 @@ class JailedMicrovm(ApiMicrovm):
     def remove(self):
         self.kill()
         shutil.rmtree(self.jail_dir, ignore_errors=True)
-        for mnt in cgroup_mounts():
+        for mnt in cgroup_mount_points():
             for p in (Path(mnt) / PARENT_CGROUP / self.jail_id, Path(mnt) / PARENT_CGROUP):
                 if p.is_dir():
                     try:
