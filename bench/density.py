@@ -34,9 +34,11 @@ import datetime
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,6 +52,7 @@ EMBER = os.path.join(ROOT, "build", "ember")
 RESULTS = os.path.join(ROOT, "bench", "results")
 MEM_MIB = 128
 BALLOON_MIB = 64
+API_TIMEOUT_S = 120
 RESERVE_MIB = 512  # stop adding clones when the host has less than this available
 KSM = "/sys/kernel/mm/ksm"
 
@@ -96,6 +99,48 @@ def make_snapshot(workdir, images, variant):
     return state, mem
 
 
+def say(msg):
+    print(f"density: {msg}", file=sys.stderr, flush=True)
+
+
+def post_mortem(vm):
+    """What a clone that failed was doing: its console's end and its threads' wait points."""
+    try:
+        with open(os.path.join(vm.workdir, vm.name + ".console"), "rb") as f:
+            tail = f.read()[-2000:].decode(errors="replace")
+        say(f"{vm.name}: console ends:\n{tail}")
+        task = f"/proc/{vm.proc.pid}/task"
+        for tid in sorted(os.listdir(task)):
+            with open(f"{task}/{tid}/comm") as f:
+                comm = f.read().strip()
+            with open(f"{task}/{tid}/wchan") as f:
+                wchan = f.read().strip()
+            say(f"{vm.name}: thread {tid} {comm}: waits in {wchan}")
+    except OSError as e:
+        say(f"{vm.name}: no post-mortem: {e}")
+
+
+def heartbeat(period=30):
+    """Every period s, a line on stderr with the processes in D state and where they wait:
+    a run that stops printing these has a host (L1) that stopped, not a clone that hangs."""
+    def beat():
+        while True:
+            time.sleep(period)
+            stuck = []
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        st = f.read()
+                    if st.rpartition(")")[2].split()[0] != "D":
+                        continue
+                    with open(f"/proc/{pid}/wchan") as f:
+                        stuck.append(f"{pid}({st.split('(')[1].split(')')[0]}):{f.read()}")
+                except OSError:
+                    pass
+            say(f"alive {time.strftime('%H:%M:%S')}; in D state: {' '.join(stuck) or '-'}")
+    threading.Thread(target=beat, daemon=True).start()
+
+
 def restore(workdir, state, mem, name, variant):
     vm = Vm(workdir, name)
     uds = os.path.join(workdir, name + ".vsock")
@@ -107,6 +152,7 @@ def restore(workdir, state, mem, name, variant):
         if variant == "balloon":
             vm.ok("PATCH", "/balloon", {"amount_mib": BALLOON_MIB})
     except Exception:
+        post_mortem(vm)
         vm.stop()
         raise
     return vm, uds
@@ -158,6 +204,9 @@ def measure(workdir, state, mem, n, variant, settle):
         except (RuntimeError, OSError) as e:
             limit = f"clone {i} failed to restore: {e}"
             break
+        if (i + 1) % 25 == 0:
+            say(f"{variant}: {i + 1}/{n} restored in {time.perf_counter() - t0:.1f} s, "
+                f"{meminfo('MemAvailable') >> 20} MiB available")
     restore_s = time.perf_counter() - t0
     time.sleep(settle)
     sharing = ksm_settle() if variant == "ksm" else None
@@ -220,7 +269,9 @@ def main():
     ap.add_argument("--settle", type=float, default=10)
     args = ap.parse_args()
     os.environ.setdefault("EMBER_L1_MEM", "16G")
+    socket.setdefaulttimeout(API_TIMEOUT_S)  # an API request that hangs fails the clone
     on_real_kvm("density", __file__)
+    heartbeat()
     images = Images(build=False)
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()

@@ -637,6 +637,12 @@ int virtio_balloon__restore(struct virtio_balloon *b, const struct snapshot_file
 		b->num_pages = pages;
 		b->cfg.amount_mib = pages / BALLOON_PAGES_PER_MIB;
 		b->actual = actual;
+		/*
+		 * The stats buffer the source held went back on its queue: taken again now, so
+		 * that GET /balloon/statistics shows its numbers as soon as the load answers.
+		 */
+		if (b->q_stats >= 0)
+			process(b, (uint16_t)b->q_stats);
 	}
 	virtio_mmio__unlock(&b->t);
 	return ret;
