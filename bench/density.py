@@ -28,6 +28,7 @@ TCG vCPU runs every clone's timer ticks: the clone count it reaches there is bou
 memory and CPU, not by Ember. Results: bench/results/density.{json,md}, history.jsonl.
 
     bench/density.py [--counts 50,200,500] [--variants plain,ksm,balloon] [--settle 10]
+                     [--merge]
 """
 import argparse
 import datetime
@@ -231,7 +232,25 @@ def measure(workdir, state, mem, n, variant, settle):
             "ksm_pages_sharing": sharing, "vsock_failures": failures}
 
 
-def write(res):
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def merged(cases):
+    """The cases of bench/results/density.json that this run did not measure again (by
+    variant and N), then this run's: runs with different --variants or --counts add up."""
+    try:
+        with open(os.path.join(RESULTS, "density.json")) as f:
+            old = json.load(f)["cases"]
+    except (OSError, ValueError, KeyError):
+        old = []
+    new = {(c["variant"], c["asked"]) for c in cases}
+    order = {"plain": 0, "ksm": 1, "balloon": 2}
+    return sorted([c for c in old if (c["variant"], c["asked"]) not in new] + cases,
+                  key=lambda c: (order.get(c["variant"], 9), c["asked"]))
+
+
+def write(res, new):
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "density.json"), "w") as f:
         json.dump(res, f, indent=2)
@@ -239,16 +258,18 @@ def write(res):
     rows = [f"| {c['variant']} | {c['asked']} | {c['restored']} | {c['answered']} | "
             f"{c['restore_all_s']} | {c['pss_mib_per_clone']} | {c['private_mib_per_clone']} | "
             f"{c['guest_resident_mib_per_clone']} | {c['host_available_drop_mib_per_clone']} | "
-            f"{c['limited_by'] or ''} |" for c in res["cases"]]
+            f"{c['limited_by'] or ''} | {c.get('commit', '')} {c.get('date', '')[:10]} |"
+            for c in res["cases"]]
     best = max((c["answered"] for c in res["cases"]), default=0)
     md = f"""# Density: idle clones of one 128 MiB Linux guest ({res['date']})
 
-`bench/density.py`, Ember {res['commit']}; environment: {json.dumps(res['environment'])}.
+`bench/density.py`; environment: {json.dumps(res['environment'])}; each case names the
+Ember commit and the date it was measured at (`--merge` runs add up).
 One snapshot (Full, File backend) of a 128 MiB guest with the agent on vsock; N clones
 restored one after another, each its own Ember, idle {res['settle_s']} s, then measured.
 
-| variant | N asked | restored | answer on vsock | restore all (s) | PSS per clone (MiB) | private per clone (MiB) | guest memory resident per clone (MiB) | MemAvailable drop per clone (MiB) | limited by |
-|---|---|---|---|---|---|---|---|---|---|
+| variant | N asked | restored | answer on vsock | restore all (s) | PSS per clone (MiB) | private per clone (MiB) | guest memory resident per clone (MiB) | MemAvailable drop per clone (MiB) | limited by | commit, date |
+|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 Most clones reached and answering: {best}. Target (issue 9): under 4 MiB private per idle
@@ -258,7 +279,7 @@ clone, and 500 idle clones of 128 MiB on a 24 GiB host (2.7 times overcommit).
         f.write(md)
     with open(os.path.join(RESULTS, "history.jsonl"), "a") as f:
         f.write(json.dumps({"bench": "density", "date": res["date"], "commit": res["commit"],
-                            "cases": res["cases"]}) + "\n")
+                            "cases": new}) + "\n")
     print(md)
 
 
@@ -267,8 +288,13 @@ def main():
     ap.add_argument("--counts", default="50,200,500")
     ap.add_argument("--variants", default="plain,ksm,balloon")
     ap.add_argument("--settle", type=float, default=10)
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the cases of bench/results/density.json this run does not redo")
     args = ap.parse_args()
     os.environ.setdefault("EMBER_L1_MEM", "16G")
+    # With hundreds of guests, L1's TSC-deadline timer was once left hours in the future
+    # (QEMU's TCG SVM, 2 runs of 2 stopped dead); the APIC's own one-shot timer does not.
+    os.environ.setdefault("EMBER_L1_APPEND", "lapic=notscdeadline")
     socket.setdefaulttimeout(API_TIMEOUT_S)  # an API request that hangs fails the clone
     on_real_kvm("density", __file__)
     heartbeat()
@@ -282,15 +308,16 @@ def main():
             state, mem = make_snapshot(workdir, images, variant)
             for n in (int(x) for x in args.counts.split(",")):
                 c = measure(workdir, state, mem, n, variant, args.settle)
+                c.update(commit=commit, date=now())
                 cases.append(c)
                 print(json.dumps(c), flush=True)
                 if c["limited_by"]:
                     break
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-    write({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "commit": commit, "settle_s": args.settle, "environment": environment(),
-           "cases": cases})
+    write({"date": now(), "commit": commit, "settle_s": args.settle,
+           "environment": environment(), "cases": merged(cases) if args.merge else cases},
+          cases)
 
 
 if __name__ == "__main__":
