@@ -4,7 +4,8 @@
  *
  * TX: a kick (or room in the TAP again) pops chains; the device-readable buffers, header
  * first, become an iovec of host pointers into guest memory, and one writev() hands the
- * frame to the TAP, which takes the header as it is (TUNSETVNETHDRSZ 12).
+ * frame to the TAP, which takes the header as it is (TUNSETVNETHDRSZ 12). When Ember
+ * enforces anti-spoofing itself (tx_antispoof()), the frame's first bytes are a copy.
  *
  * RX: while the TAP is readable and the guest has buffers, chains are taken from the RX
  * queue into a FIFO (struct net_rx_bufs) until they could hold the largest frame, and one
@@ -502,6 +503,40 @@ static void check_source_mac(struct virtio_net *n)
 		n->m.tx_spoofed_mac_count++;
 }
 
+/*
+ * Anti-spoofing in Ember itself: the frame's virtio-net header and its first bytes, as many
+ * as the rules look at (ANTISPOOF_HDR_MAX, or the whole of a shorter frame), are copied into
+ * tx_hdr and checked there; then tx_iov becomes that copy followed by the rest of the frame
+ * in guest memory. The guest's vCPUs run meanwhile: what goes to the TAP is what was
+ * checked. True when the frame is dropped (and counted).
+ */
+static bool tx_antispoof(struct virtio_net *n)
+{
+	size_t frame = n->tx_len - NET_HDR_BYTES, off;
+	size_t copy = NET_HDR_BYTES + (frame < ANTISPOOF_HDR_MAX ? frame : ANTISPOOF_HDR_MAX);
+	enum antispoof_reason why = ANTISPOOF_DROP_OTHER;
+	unsigned int i = 0;
+
+	if (!iov_read(n->tx_iov, n->tx_niov, 0, n->tx_hdr, copy))
+		why = antispoof_rules__verdict(n->tx_hdr + NET_HDR_BYTES, n->tx_hdr + copy,
+					       &n->as_rules);
+	if (why != ANTISPOOF_ALLOW) {
+		n->as_drops[why]++;
+		return true;
+	}
+	/* the buffers the copy covers go; the one it ends in is cut */
+	for (off = copy; i < n->tx_niov && off >= n->tx_iov[i].iov_len; i++)
+		off -= n->tx_iov[i].iov_len;
+	memmove(&n->tx_iov[1], &n->tx_iov[i], (n->tx_niov - i) * sizeof(*n->tx_iov));
+	n->tx_niov = n->tx_niov - i + 1;
+	if (n->tx_niov > 1) {
+		n->tx_iov[1].iov_base = (uint8_t *)n->tx_iov[1].iov_base + off;
+		n->tx_iov[1].iov_len -= off;
+	}
+	n->tx_iov[0] = (struct iovec){ n->tx_hdr, copy };
+	return false;
+}
+
 static void tx_used(struct virtio_net *n, uint16_t head, bool *used)
 {
 	if (virtq__push(&n->t.queues[NET_QUEUE_TX], head, 0))
@@ -509,7 +544,8 @@ static void tx_used(struct virtio_net *n, uint16_t head, bool *used)
 	*used = true;
 }
 
-/* The next chain into tx_iov: 1, 0 when there is none, -1 when the queue broke or dropped. */
+/* The next chain into tx_iov: 1, 0 when there is none, -1 when the queue broke or the
+ * frame was dropped. */
 static int tx_take(struct virtio_net *n, bool *used)
 {
 	struct virtq *q = &n->t.queues[NET_QUEUE_TX];
@@ -540,11 +576,15 @@ static int tx_take(struct virtio_net *n, bool *used)
 		n->tx_iov[i] = (struct iovec){ p, c->bufs[i].len };
 	}
 	n->tx_niov = c->nr;
-	n->tx_head = c->head;
 	n->tx_len = (uint32_t)c->readable;
+	check_source_mac(n);
+	if (n->antispoof && tx_antispoof(n)) {
+		tx_used(n, c->head, used);
+		return -1;
+	}
+	n->tx_head = c->head;
 	n->tx_pending = true;
 	n->tx_charged = false;
-	check_source_mac(n);
 	return 1;
 }
 
@@ -745,6 +785,22 @@ static int limiter_init(struct virtio_net *n, struct rate_limiter *rl, bool has,
 	return 0;
 }
 
+/* Anti-spoofing by the tc filter, or by the device itself when it may not attach one. */
+static int antispoof_start(struct virtio_net *n, const char *ifname,
+			   const struct antispoof_config *as)
+{
+	int ret = net_bpf__attach(&n->bpf, n->id, ifname, n->mac, as);
+
+	if (!net_bpf__unprivileged(ret))
+		return ret;
+	net_bpf__rules(&n->as_rules, n->mac, as);
+	n->antispoof = true;
+	log_info("network interface %s: anti-spoofing enforced by Ember itself: the tc filter "
+		 "needs CAP_NET_ADMIN and CAP_BPF (%s); %u IPv4 and %u IPv6 addresses",
+		 n->id, strerror(-ret), as->nr_ipv4, as->nr_ipv6);
+	return 0;
+}
+
 /* What does not depend on the TAP or the transport. */
 static int net_init(struct virtio_net *n, const struct net_config *cfg)
 {
@@ -795,7 +851,7 @@ int virtio_net__create(struct virtio_net **out, const struct net_config *cfg, in
 		ret = net_tap__open(&n->tap, n->id, cfg->host_dev_name ? cfg->host_dev_name : "");
 	/* Before the guest can send anything: the filter is in place from the first frame. */
 	if (!ret && cfg->has_anti_spoofing)
-		ret = net_bpf__attach(&n->bpf, n->id, n->tap.name, n->mac, &cfg->anti_spoofing);
+		ret = antispoof_start(n, n->tap.name, &cfg->anti_spoofing);
 	if (!ret)
 		ret = virtio_mmio__init(&n->t, vm_fd, gm, base, gsi, &net_ops, n);
 	if (ret) {
@@ -820,6 +876,8 @@ int virtio_net__create_detached(struct virtio_net **out, const struct net_config
 	ret = net_tap__adopt(&n->tap, fd, cfg->host_dev_name ? cfg->host_dev_name : "detached");
 	if (!ret)
 		ret = net_init(n, cfg);
+	if (!ret && cfg->has_anti_spoofing)
+		ret = antispoof_start(n, n->tap.name, &cfg->anti_spoofing);
 	if (!ret)
 		ret = virtio_mmio__init(&n->t, -1, gm, 0, 0, &net_ops, n);
 	if (ret) {
@@ -919,10 +977,11 @@ void virtio_net__sync_metrics(struct virtio_net *n)
 {
 	struct net_bpf_drops d;
 
+	/* one of the two is zero: the filter's, or the device's own */
 	net_bpf__drops(&n->bpf, &d);
-	n->m.tx_antispoof_mac_drops = d.mac;
-	n->m.tx_antispoof_ip_drops = d.ip;
-	n->m.tx_antispoof_other_drops = d.other;
+	n->m.tx_antispoof_mac_drops = d.mac + n->as_drops[ANTISPOOF_DROP_MAC];
+	n->m.tx_antispoof_ip_drops = d.ip + n->as_drops[ANTISPOOF_DROP_IP];
+	n->m.tx_antispoof_other_drops = d.other + n->as_drops[ANTISPOOF_DROP_OTHER];
 }
 
 void virtio_net__destroy(struct virtio_net *n)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "virtio/antispoof_rules.h"
 #include "virtio/mmio.h"
 #include "virtio/net_bpf.h"
 #include "virtio/net_tap.h"
@@ -64,8 +65,9 @@
 
 /* Firecracker's "net" (NetDeviceMetrics, less tap_write_agg); rx_bounced_frames is Ember's:
  * frames that came through the bounce buffer instead of straight into guest memory; and so
- * are tx_antispoof_*_drops: the guest's frames the anti-spoofing filter dropped, by reason
- * (net_bpf.h). */
+ * are tx_antispoof_*_drops: the guest's frames anti-spoofing dropped, by reason (net_bpf.h),
+ * whether the tc filter dropped them (after Ember wrote them: they count in tx_packets_count
+ * too) or Ember itself (they never reach the TAP, and do not). */
 /* clang-format off */
 #define NET_METRICS(X)                                                                             \
 	X(activate_fails) X(cfg_fails) X(mac_address_updates) X(no_rx_avail_buffer)                \
@@ -145,7 +147,7 @@ struct virtio_net {
 	struct event_handler rx_rl_h;
 
 	/* TX: the frame in hand, parked while it waits for tokens or for room in the TAP */
-	struct iovec tx_iov[VIRTQ_CHAIN_MAX];
+	struct iovec tx_iov[VIRTQ_CHAIN_MAX + 1]; /* + 1: the checked copy of its start */
 	unsigned int tx_niov;
 	uint16_t tx_head;
 	uint32_t tx_len;
@@ -155,6 +157,16 @@ struct virtio_net {
 	struct rate_limiter tx_rl;
 	struct event_handler tx_rl_h;
 
+	/*
+	 * Anti-spoofing enforced here, in the TX path, when the tc filter could not be attached
+	 * for lack of privilege: each frame's first bytes are copied into tx_hdr, checked there
+	 * against as_rules, and sent from there (the guest cannot change them in between).
+	 */
+	bool antispoof;
+	uint8_t tx_hdr[NET_HDR_BYTES + ANTISPOOF_HDR_MAX];
+	struct antispoof_rules as_rules;
+	uint64_t as_drops[ANTISPOOF_REASONS];
+
 	struct vq_chain chain; /* scratch for virtq__pop() */
 	struct net_metrics m;
 };
@@ -163,6 +175,11 @@ struct virtio_net {
  * Opens cfg's TAP and sets up the device at base with interrupt gsi. The caller puts t on
  * the MMIO bus (virtio_mmio__bus_ops, &n->t) and calls virtio_net__watch(). 0 or -errno with
  * error__set().
+ *
+ * With anti_spoofing, the tc filter goes on the TAP (net_bpf__attach()); if that fails for
+ * lack of privilege (a jailed Ember has no CAP_BPF nor CAP_NET_ADMIN), the device checks
+ * the same rules itself in its TX path; any other failure fails the create. One log line
+ * says which enforcement runs, and why.
  */
 int virtio_net__create(struct virtio_net **out, const struct net_config *cfg, int vm_fd,
 		       const struct gmem *gm, uint64_t base, uint32_t gsi);
@@ -170,7 +187,8 @@ int virtio_net__create(struct virtio_net **out, const struct net_config *cfg, in
  * Without KVM, for unit tests and harnesses: the device on fd (see net_tap__adopt(), which
  * takes fd over) with a transport without KVM (virtio_mmio__init() with vm_fd -1), whose
  * kicks and interrupt are plain eventfds registered nowhere: the test kicks queue q by
- * writing t.kicks[q].h.fd and reads t.irq_fd.
+ * writing t.kicks[q].h.fd and reads t.irq_fd. anti_spoofing is as for virtio_net__create()
+ * on a TAP named host_dev_name: without the privilege, the device enforces it itself.
  */
 int virtio_net__create_detached(struct virtio_net **out, const struct net_config *cfg, int fd,
 				const struct gmem *gm);

@@ -28,9 +28,45 @@ extern const char ember_bpf_antispoof_end[];
  * qdisc already): libbpf's complaint about it would only mislead. */
 static _Thread_local bool quiet;
 
+/*
+ * Set during net_bpf__attach(): libbpf's warnings wait in held (one a line, the first
+ * ones that fit) until the outcome is known. A failure for lack of privilege is one the
+ * caller gets around, and libbpf's words about it ("Couldn't load trivial BPF program")
+ * would only mislead; any other failure shows them.
+ */
+static _Thread_local bool holding;
+static _Thread_local char held[2048];
+
+static void hold(const char *prefix, const char *line)
+{
+	size_t used = strlen(held), k = strlen(prefix), n = strlen(line);
+
+	if (used + k + n + 2 <= sizeof(held)) {
+		memcpy(held + used, prefix, k);
+		memcpy(held + used + k, line, n);
+		held[used + k + n] = '\n';
+		held[used + k + n + 1] = 0;
+	}
+}
+
+/* The held warnings as warnings (show) or as debug messages, and none held any more. */
+static void release(bool show)
+{
+	char *line = held, *nl;
+
+	while ((nl = strchr(line, '\n'))) {
+		*nl = 0;
+		log__msg(show ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, __FILE__, __LINE__, "%s", line);
+		line = nl + 1;
+	}
+	held[0] = 0;
+	holding = false;
+}
+
 /* libbpf's own messages go to Ember's log: warnings as warnings, the rest as debug. */
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
+	const char *prefix;
 	char line[512];
 	size_t n;
 
@@ -43,8 +79,12 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	n = strlen(line);
 	if (n && line[n - 1] == '\n')
 		line[n - 1] = 0;
-	log__msg(level == LIBBPF_WARN ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, __FILE__, __LINE__,
-		 "%s%s", strncmp(line, "libbpf: ", 8) ? "libbpf: " : "", line);
+	prefix = strncmp(line, "libbpf: ", 8) ? "libbpf: " : "";
+	if (holding && level == LIBBPF_WARN)
+		hold(prefix, line);
+	else
+		log__msg(level == LIBBPF_WARN ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, __FILE__,
+			 __LINE__, "%s%s", prefix, line);
 	return 0;
 }
 
@@ -64,8 +104,8 @@ static void link_local(const uint8_t mac[6], uint8_t out[16])
 	out[15] = mac[5];
 }
 
-static void make_rules(struct antispoof_rules *r, const uint8_t mac[6],
-		       const struct antispoof_config *as)
+void net_bpf__rules(struct antispoof_rules *r, const uint8_t mac[6],
+		    const struct antispoof_config *as)
 {
 	memset(r, 0, sizeof(*r));
 	memcpy(r->mac, mac, 6);
@@ -117,7 +157,7 @@ int net_bpf__load(struct net_bpf *b, const char *id, const uint8_t mac[6],
 	if (!rodata || !bss || bpf_map__value_size(rodata) != sizeof(rules))
 		return error__set(-EINVAL, "network interface %s: anti_spoofing: the program does "
 				  "not have the layout this Ember expects", id);
-	make_rules(&rules, mac, as);
+	net_bpf__rules(&rules, mac, as);
 	ret = bpf_map__set_initial_value(rodata, &rules, sizeof(rules));
 	if (!ret)
 		ret = bpf_object__load(b->obj);
@@ -174,14 +214,18 @@ int net_bpf__attach(struct net_bpf *b, const char *iface_id, const char *ifname,
 {
 	int ret;
 
+	held[0] = 0;
+	holding = true;
 	ret = net_bpf__load(b, iface_id, mac, as);
 	if (!ret)
 		ret = attach(b, iface_id, ifname);
+	release(ret && !net_bpf__unprivileged(ret));
 	if (ret) {
 		net_bpf__detach(b);
 		return ret;
 	}
-	log_info("network interface %s: anti_spoofing on tap %s: %u IPv4 and %u IPv6 addresses",
+	log_info("network interface %s: anti-spoofing enforced by a tc filter on tap %s: "
+		 "%u IPv4 and %u IPv6 addresses",
 		 iface_id, ifname, as->nr_ipv4, as->nr_ipv6);
 	return 0;
 }

@@ -8,16 +8,20 @@
  *
  * Attaching needs CAP_NET_ADMIN and CAP_BPF (or CAP_SYS_ADMIN). The filter replaces one a
  * killed Ember left on the same TAP (same handle and priority), and is removed again by
- * net_bpf__detach(); other filters on the TAP are left alone.
+ * net_bpf__detach(); other filters on the TAP are left alone. Without the privilege (a
+ * jailed Ember) the attach fails with -EPERM or -EACCES, and virtio-net then enforces the
+ * same rules (antispoof_rules.h, made by net_bpf__rules()) itself.
  */
 #ifndef EMBER_VIRTIO_NET_BPF_H
 #define EMBER_VIRTIO_NET_BPF_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "vmm/vm_config.h"
 
+struct antispoof_rules;
 struct bpf_object;
 
 /* The tc filter's handle and priority on the TAP's ingress: Ember's own. */
@@ -40,6 +44,8 @@ struct net_bpf_drops {
 /*
  * Loads the program with rules made of mac and as, and attaches it to the ingress of TAP
  * ifname. 0, or -errno with error__set("network interface <id>: anti_spoofing: ...").
+ * libbpf's warnings about a failure for lack of privilege (net_bpf__unprivileged()) go to
+ * the debug log only: the caller has a way around it.
  */
 int net_bpf__attach(struct net_bpf *b, const char *iface_id, const char *ifname,
 		    const uint8_t mac[6], const struct antispoof_config *as);
@@ -50,6 +56,14 @@ int net_bpf__attach(struct net_bpf *b, const char *iface_id, const char *ifname,
  */
 int net_bpf__load(struct net_bpf *b, const char *iface_id, const uint8_t mac[6],
 		  const struct antispoof_config *as);
+/* Whether net_bpf__attach() failed with ret for lack of privilege (CAP_BPF, CAP_NET_ADMIN). */
+static inline bool net_bpf__unprivileged(int ret)
+{
+	return ret == -EPERM || ret == -EACCES;
+}
+/* The rules for mac and as, as the program gets them and antispoof_rules.h takes them. */
+void net_bpf__rules(struct antispoof_rules *r, const uint8_t mac[6],
+		    const struct antispoof_config *as);
 /* The loaded program's fd, or -ENOENT. */
 int net_bpf__prog_fd(const struct net_bpf *b);
 /* The frames dropped so far; zeros when nothing is attached. */

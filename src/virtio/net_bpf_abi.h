@@ -22,8 +22,10 @@ struct antispoof_rules {
 	__u8 link_local[16]; /* fe80::/64 with the EUI-64 of mac: always allowed */
 };
 
-/* Why a frame was dropped: indexes into struct antispoof_counts' drops[]. */
+/* Why a frame was dropped: indexes into struct antispoof_counts' drops[]; or that it was
+ * not (antispoof_rules.h's verdict). */
 enum antispoof_reason {
+	ANTISPOOF_ALLOW = -1, /* not dropped: the frame may go */
 	ANTISPOOF_DROP_MAC,   /* Ethernet source (or ARP sender hardware address) not the MAC */
 	ANTISPOOF_DROP_IP,    /* IPv4/IPv6 source (or ARP sender address) not allowed */
 	ANTISPOOF_DROP_OTHER, /* not ARP, IPv4 or IPv6, VLAN-tagged, or truncated headers */

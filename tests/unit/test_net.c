@@ -41,6 +41,7 @@
 #include "vmm/memory.h"
 
 #include "fake_gmem.h"
+#include "unprivileged.h"
 #include "virtio_mmio_regs.h"
 
 #define MEM (64ULL << 20)
@@ -1138,6 +1139,245 @@ static void update_refuses_bad_limits(void **state)
 	assert_true(g.n->rx_rl.ops.enabled);
 }
 
+/* ---- anti-spoofing enforced by the device itself ---- */
+
+#define GUEST_IP "172.16.0.2"
+#define IP_SRC_OFF (HDR + 14 + 12) /* an IPv4 frame's source address, header included */
+
+/*
+ * The device with anti_spoofing as a jailed Ember sets it up: without the eBPF capabilities,
+ * so that net_bpf__attach() meets the kernel's own EPERM, and the device takes the rules.
+ */
+static int each_antispoof(void **state)
+{
+	struct unprivileged u;
+	int sv[2], ret;
+
+	(void)state;
+	default_cfg();
+	g.cfg.has_anti_spoofing = true;
+	assert_int_equal(inet_pton(AF_INET, GUEST_IP, g.cfg.anti_spoofing.ipv4[0]), 1);
+	g.cfg.anti_spoofing.nr_ipv4 = 1;
+	memset(g.fg.mem, 0, TOUCHED);
+	g.data = DATA;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	g.peer = sv[1];
+	assert_int_equal(unprivileged__begin(&u), 0);
+	ret = virtio_net__create_detached(&g.n, &g.cfg, sv[0], &g.fg.gm);
+	assert_int_equal(unprivileged__end(&u), 0);
+	assert_int_equal(ret, 0);
+	assert_true(g.n->antispoof);
+	assert_null(g.n->bpf.obj);
+	assert_int_equal(event_loop__init(&g.loop), 0);
+	assert_int_equal(virtio_net__watch(g.n, &g.loop), 0);
+	drv_start(LINUX_FEATURES);
+	return 0;
+}
+
+/* An IPv4/UDP frame of len bytes (header included) from mac and saddr. */
+static uint32_t make_ipv4(uint8_t *f, uint32_t len, const uint8_t mac[6], const char *saddr,
+			  uint8_t seed)
+{
+	make_frame(f, len, seed);
+	memcpy(f + HDR + 6, mac, 6);
+	f[HDR + 14] = 0x45;
+	f[HDR + 14 + 9] = 17;
+	assert_int_equal(inet_pton(AF_INET, saddr, f + IP_SRC_OFF), 1);
+	return len;
+}
+
+/* A TX chain of frame in pieces of lens[] bytes (the last one takes the rest). */
+static uint16_t tx_add_pieces(const uint8_t *frame, uint32_t len, const uint32_t *lens,
+			      unsigned int n)
+{
+	uint64_t gpas[VIRTQ_CHAIN_MAX];
+	uint32_t l[VIRTQ_CHAIN_MAX], off = 0;
+
+	assert_true(n <= VIRTQ_CHAIN_MAX);
+	for (unsigned int k = 0; k < n; k++) {
+		l[k] = k + 1 < n ? lens[k] : len - off;
+		gpas[k] = alloc_data(l[k] ? l[k] : 1);
+		memcpy(g.fg.mem + gpas[k], frame + off, l[k]);
+		off += l[k];
+	}
+	return add_chain_at(TXQ, gpas, l, n, false);
+}
+
+static void antispoof_counts(uint64_t mac, uint64_t ip, uint64_t other)
+{
+	virtio_net__sync_metrics(g.n);
+	assert_int_equal(g.n->m.tx_antispoof_mac_drops, mac);
+	assert_int_equal(g.n->m.tx_antispoof_ip_drops, ip);
+	assert_int_equal(g.n->m.tx_antispoof_other_drops, other);
+}
+
+/* Spoofed frames go nowhere, are counted, and their buffers come back; the rest go whole. */
+static void antispoof_drops_spoofed_frames(void **state)
+{
+	static const uint8_t other_mac[6] = { 0x06, 0x00, 0xac, 0x10, 0x00, 0x09 };
+	uint8_t f[5][1500], got[2000];
+	uint16_t heads[5];
+	uint32_t id, len;
+
+	(void)state;
+	make_ipv4(f[0], 1500, guest_mac, GUEST_IP, 1);
+	make_ipv4(f[1], 1500, other_mac, GUEST_IP, 2);	   /* a foreign MAC */
+	make_ipv4(f[2], 1500, guest_mac, "172.16.0.9", 3); /* a foreign IPv4 source */
+	make_frame(f[3], 200, 4);
+	f[3][HDR + 12] = 0x88; /* LLDP */
+	f[3][HDR + 13] = 0xcc;
+	make_ipv4(f[4], 1000, guest_mac, GUEST_IP, 5);
+	heads[0] = tx_add(f[0], 1500, HDR); /* header apart, as Linux without any_header_sg */
+	heads[1] = tx_add(f[1], 1500, 0);
+	heads[2] = tx_add(f[2], 1500, HDR);
+	heads[3] = tx_add(f[3], 200, 0);
+	heads[4] = tx_add(f[4], 1000, 0);
+	kick(TXQ);
+	pump();
+	assert_int_equal(peer_recv(got, sizeof(got)), 1500);
+	assert_memory_equal(got, f[0], 1500);
+	assert_int_equal(peer_recv(got, sizeof(got)), 1000);
+	assert_memory_equal(got, f[4], 1000);
+	assert_int_equal(peer_recv(got, sizeof(got)), -1);
+	for (unsigned int i = 0; i < 5; i++) {
+		next_used(TXQ, &id, &len);
+		assert_int_equal(id, heads[i]);
+		assert_int_equal(len, 0);
+	}
+	assert_int_equal(interrupts(), 1);
+	antispoof_counts(1, 1, 1);
+	assert_int_equal(g.n->m.tx_packets_count, 2);
+	assert_int_equal(g.n->m.tx_bytes_count, 2500);
+	assert_int_equal(g.n->m.tx_spoofed_mac_count, 1);
+	assert_false(needs_reset());
+}
+
+/* A kick and the loop: the peer gets exactly copies of f, all the chains come back used. */
+static void sent_round(const uint8_t *f, uint32_t len, unsigned int copies, unsigned int chains)
+{
+	uint8_t got[2000];
+	uint32_t id, ulen;
+
+	kick(TXQ);
+	pump();
+	for (unsigned int i = 0; i < copies; i++) {
+		assert_int_equal(peer_recv(got, sizeof(got)), len);
+		assert_memory_equal(got, f, len);
+	}
+	assert_int_equal(peer_recv(got, sizeof(got)), -1);
+	for (unsigned int i = 0; i < chains; i++)
+		next_used(TXQ, &id, &ulen);
+	assert_int_equal(used_idx(TXQ), g.q[TXQ].last_used);
+}
+
+/*
+ * A hostile layout: the headers a byte per descriptor, or in pieces across the virtio-net
+ * header's end, a cut exactly where the check stops looking, a frame shorter than that.
+ * The verdict is the same as for the frame in one piece, and what goes is the frame, intact.
+ */
+static void antispoof_header_split_across_descriptors(void **state)
+{
+	static uint32_t bytes[HDR + 42];
+	const uint32_t at_end[] = { HDR + ANTISPOOF_HDR_MAX, 1 };
+	const uint32_t odd[] = { HDR - 5, 6, 7, 2, 30 };
+	uint8_t good[600], bad[600], arp[HDR + 42];
+
+	(void)state;
+	for (unsigned int i = 0; i < HDR + 42; i++)
+		bytes[i] = 1;
+	make_ipv4(good, sizeof(good), guest_mac, GUEST_IP, 6);
+	make_ipv4(bad, sizeof(bad), guest_mac, "172.16.0.3", 7);
+	/* (the queue has 256 descriptors: the chains of a round use at most that many) */
+	tx_add_pieces(bad, sizeof(bad), bytes, 40);
+	tx_add_pieces(good, sizeof(good), bytes, 40);
+	tx_add_pieces(good, sizeof(good), at_end, 2);
+	tx_add_pieces(good, sizeof(good), odd, 5);
+	sent_round(good, sizeof(good), 3, 4);
+	antispoof_counts(0, 1, 0);
+
+	/* ARP: Ethernet/IPv4, request, sender guest_mac and GUEST_IP (42 bytes, all copied) */
+	make_frame(arp, sizeof(arp), 8);
+	memcpy(arp + HDR + 12, (const uint8_t[]){ 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1 }, 10);
+	memcpy(arp + HDR + 22, guest_mac, 6);
+	assert_int_equal(inet_pton(AF_INET, GUEST_IP, arp + HDR + 28), 1);
+	tx_add_pieces(arp, sizeof(arp), bytes, 20);
+	tx_add_pieces(arp, sizeof(arp), bytes, sizeof(arp)); /* every byte apart, none left */
+	arp[HDR + 31] = 9;				     /* another sender address */
+	tx_add_pieces(arp, sizeof(arp), bytes, 20);
+	arp[HDR + 31] = 2;
+	sent_round(arp, sizeof(arp), 2, 3);
+	antispoof_counts(0, 2, 0);
+	assert_false(needs_reset());
+}
+
+/*
+ * Time of check, time of use: frames wait in hand while the TAP is full, checked already,
+ * and the guest then rewrites every frame's source address in its memory. The frame in
+ * hand goes as it was checked (its header from the device's copy); the ones not taken yet
+ * are checked as they are now, and dropped.
+ */
+static void antispoof_checked_bytes_are_sent(void **state)
+{
+	static uint8_t f[8000], got[8000];
+	uint64_t gpas[100];
+	unsigned int sent = 0, in_hand;
+	int sndbuf = 32768;
+
+	(void)state;
+	assert_int_equal(setsockopt(g.n->tap.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)),
+			 0);
+	for (unsigned int i = 0; i < 100; i++) {
+		make_ipv4(f, sizeof(f), guest_mac, GUEST_IP, (uint8_t)i);
+		gpas[i] = g.data;
+		tx_add(f, sizeof(f), 0);
+	}
+	kick(TXQ);
+	pump();
+	assert_true(g.n->tx_blocked && g.n->tx_pending);
+	in_hand = g.n->tx_head;
+	assert_true(in_hand < 99);
+	for (unsigned int i = 0; i < 100; i++)
+		assert_int_equal(inet_pton(AF_INET, "172.16.0.66", g.fg.mem + gpas[i] + IP_SRC_OFF),
+				 1);
+	for (int spins = 0; spins < 10000; spins++) {
+		ssize_t r = peer_recv(got, sizeof(got));
+
+		if (r < 0) {
+			if (!g.n->tx_pending && used_idx(TXQ) == 100)
+				break;
+			pump();
+			continue;
+		}
+		assert_int_equal(r, sizeof(f));
+		make_ipv4(f, sizeof(f), guest_mac, GUEST_IP, (uint8_t)sent);
+		assert_memory_equal(got, f, sizeof(f));
+		sent++;
+	}
+	assert_int_equal(sent, in_hand + 1);
+	assert_int_equal(used_idx(TXQ), 100);
+	antispoof_counts(0, 100 - sent, 0);
+	assert_false(needs_reset());
+}
+
+/* With the privilege to attach, a failure to is no reason to fall back: no such TAP. */
+static void antispoof_other_failures_stay_fatal(void **state)
+{
+	struct virtio_net *n = NULL;
+	int sv[2];
+
+	(void)state;
+	if (geteuid())
+		skip();
+	default_cfg();
+	g.cfg.host_dev_name = (char *)"ember-no-such";
+	g.cfg.has_anti_spoofing = true;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(virtio_net__create_detached(&n, &g.cfg, sv[0], &g.fg.gm), -ENODEV);
+	assert_non_null(strstr(error__get(), "ember-no-such"));
+	assert_null(n);
+	close(sv[1]);
+}
+
 /* ---- a real TAP (root and /dev/net/tun) ---- */
 
 static bool can_tap(void)
@@ -1355,6 +1595,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(tx_rate_limited, each, each_down),
 		cmocka_unit_test_setup_teardown(rx_rate_limited_and_patched, each, each_down),
 		cmocka_unit_test_setup_teardown(update_refuses_bad_limits, each, each_down),
+		cmocka_unit_test_setup_teardown(antispoof_drops_spoofed_frames, each_antispoof,
+						each_down),
+		cmocka_unit_test_setup_teardown(antispoof_header_split_across_descriptors,
+						each_antispoof, each_down),
+		cmocka_unit_test_setup_teardown(antispoof_checked_bytes_are_sent, each_antispoof,
+						each_down),
+		cmocka_unit_test(antispoof_other_failures_stay_fatal),
 		cmocka_unit_test(tap_name_too_long),
 		cmocka_unit_test(tap_open_and_read_truncation_abi),
 		cmocka_unit_test(device_on_a_real_tap),

@@ -8,6 +8,10 @@
  * (run it under ASan or valgrind to see the latter), must keep its own bookkeeping sane, and
  * must leave the TAP alone when it cannot use it (no busy loop).
  *
+ * The same again with anti-spoofing enforced by the device itself (as in a jail: the test
+ * drops the eBPF capabilities while it creates the device), whose TX path copies and
+ * rewrites the start of each frame.
+ *
  * A fixed seed, so that a failure replays; NET_HOSTILE_SEED and NET_HOSTILE_ROUNDS in the
  * environment pick another and run longer.
  */
@@ -32,6 +36,7 @@
 #include "vmm/memory.h"
 
 #include "fake_gmem.h"
+#include "unprivileged.h"
 #include "virtio_mmio_regs.h"
 
 #define MEM (8ULL << 20)
@@ -46,7 +51,12 @@ static struct {
 	uint16_t size[2];
 	uint16_t avail_idx[2];
 	uint64_t desc[2], avail[2], used[2];
+	uint64_t frame_at; /* with anti-spoofing: an allowed frame, which TX chains point at */
 } g;
+
+#define GUEST_MAC 0x06, 0x00, 0x0a, 0x00, 0x00, 0x02
+#define GUEST_IP 10, 0, 0, 2
+#define PEER_IP 10, 0, 0, 1
 
 static uint64_t rnd(void)
 {
@@ -107,7 +117,8 @@ static void rnd_desc(uint64_t table, unsigned int q, unsigned int i, uint16_t si
 	uint16_t good = q == NET_QUEUE_RX ? VIRTQ_DESC_F_WRITE : 0;
 
 	if (below(4))
-		fake_gmem__set_desc(&g.fg, table, i, below(AREA - 70000),
+		fake_gmem__set_desc(&g.fg, table, i,
+				    g.frame_at && !below(4) ? g.frame_at : below(AREA - 70000),
 				    (uint32_t)below(below(8) ? 4096 : 70000),
 				    (uint16_t)(good | (below(4) ? 0 : VIRTQ_DESC_F_NEXT)),
 				    (uint16_t)((i + 1) % size));
@@ -227,6 +238,34 @@ static void check_invariants(void)
 	}
 	if (!g.n->active || (rd(R_STATUS) & VIRTIO_STATUS_NEEDS_RESET))
 		assert_int_equal(g.n->tap_events & EPOLLIN, 0);
+	/* the TX frame in hand: guest memory, but for the device's own copy of its start */
+	assert_true(g.n->tx_niov <= VIRTQ_CHAIN_MAX + 1);
+	for (unsigned int i = 0; g.n->tx_pending && i < g.n->tx_niov; i++) {
+		const struct iovec *v = &g.n->tx_iov[i];
+
+		if (!i && g.n->antispoof) {
+			assert_ptr_equal(v->iov_base, g.n->tx_hdr);
+			assert_true(v->iov_len <= sizeof(g.n->tx_hdr));
+			continue;
+		}
+		assert_true((uint8_t *)v->iov_base >= g.fg.mem);
+		assert_true((uint8_t *)v->iov_base + v->iov_len <= g.fg.mem + MEM);
+	}
+}
+
+/* An IPv4 frame from GUEST_MAC and GUEST_IP, virtio-net header first (again: the guest's
+ * chains and the device's RX may have written over it). */
+static void put_frame(void)
+{
+	static const uint8_t eth[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, GUEST_MAC, 0x08, 0 };
+	static const uint8_t ip[] = { 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, GUEST_IP, PEER_IP };
+	static const uint8_t udp[] = { 0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0 };
+	uint8_t *p = fake_gmem__ptr(&g.fg, g.frame_at, NET_HDR_BYTES + 14 + 20 + 8);
+
+	memset(p, 0, NET_HDR_BYTES); /* virtio_net_hdr_v1 */
+	memcpy(p + NET_HDR_BYTES, eth, sizeof(eth));
+	memcpy(p + NET_HDR_BYTES + 14, ip, sizeof(ip));
+	memcpy(p + NET_HDR_BYTES + 14 + 20, udp, sizeof(udp));
 }
 
 static void hostile_guest(void **state)
@@ -237,6 +276,8 @@ static void hostile_guest(void **state)
 
 	(void)state;
 	for (unsigned long i = 0; i < rounds; i++) {
+		if (g.frame_at)
+			put_frame();
 		if (!i || (rd(R_STATUS) & VIRTIO_STATUS_NEEDS_RESET) || !below(2000)) {
 			restart();
 			resets++;
@@ -251,18 +292,21 @@ static void hostile_guest(void **state)
 	}
 	/* the guest was hostile, and it showed */
 	assert_true(g.n->t.m.needs_reset > 0);
+	if (g.frame_at) {
+		virtio_net__sync_metrics(g.n);
+		assert_true(g.n->m.tx_antispoof_mac_drops + g.n->m.tx_antispoof_other_drops > 0);
+	}
 	print_message("%lu rounds, %llu restarts, %llu needs_reset, rx %llu tx %llu frames\n",
 		      rounds, (unsigned long long)resets, (unsigned long long)g.n->t.m.needs_reset,
 		      (unsigned long long)g.n->m.rx_packets_count,
 		      (unsigned long long)g.n->m.tx_packets_count);
 }
 
-static int setup(void **state)
+static int setup_with(struct net_config *cfg)
 {
-	struct net_config cfg = { .iface_id = (char *)"eth0", .host_dev_name = (char *)"pair" };
-	int sv[2];
+	struct unprivileged u;
+	int sv[2], ret;
 
-	(void)state;
 	log__set_level(LOG_LEVEL_OFF);
 	g.rng = getenv("NET_HOSTILE_SEED") ? strtoull(getenv("NET_HOSTILE_SEED"), NULL, 0) | 1
 					   : 0x9e3779b97f4a7c15ULL;
@@ -271,10 +315,45 @@ static int setup(void **state)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		return -1;
 	g.peer = sv[1];
-	if (virtio_net__create_detached(&g.n, &cfg, sv[0], &g.fg.gm) || event_loop__init(&g.loop) ||
+	if (unprivileged__begin(&u))
+		return -1;
+	ret = virtio_net__create_detached(&g.n, cfg, sv[0], &g.fg.gm);
+	if (unprivileged__end(&u) || ret || event_loop__init(&g.loop) ||
 	    virtio_net__watch(g.n, &g.loop))
 		return -1;
-	return 0;
+	return cfg->has_anti_spoofing && !g.n->antispoof ? -1 : 0;
+}
+
+static void hostile_guest_antispoof(void **state)
+{
+	hostile_guest(state);
+	print_message("anti-spoofing dropped %llu (mac), %llu (ip), %llu (other)\n",
+		      (unsigned long long)g.n->m.tx_antispoof_mac_drops,
+		      (unsigned long long)g.n->m.tx_antispoof_ip_drops,
+		      (unsigned long long)g.n->m.tx_antispoof_other_drops);
+}
+
+static int setup(void **state)
+{
+	struct net_config cfg = { .iface_id = (char *)"eth0", .host_dev_name = (char *)"pair" };
+
+	(void)state;
+	return setup_with(&cfg);
+}
+
+/* Anti-spoofing by the device, and a frame it lets through for chains to point at. */
+static int setup_antispoof(void **state)
+{
+	struct net_config cfg = { .iface_id = (char *)"eth0",
+				  .host_dev_name = (char *)"pair",
+				  .has_guest_mac = true,
+				  .guest_mac = { GUEST_MAC },
+				  .has_anti_spoofing = true,
+				  .anti_spoofing = { .nr_ipv4 = 1, .ipv4 = { { GUEST_IP } } } };
+
+	(void)state;
+	g.frame_at = AREA - 70000 - 4096;
+	return setup_with(&cfg);
 }
 
 static int teardown(void **state)
@@ -284,6 +363,7 @@ static int teardown(void **state)
 	event_loop__destroy(&g.loop);
 	close(g.peer);
 	fake_gmem__destroy(&g.fg);
+	g.frame_at = 0;
 	return 0;
 }
 
@@ -291,6 +371,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(hostile_guest, setup, teardown),
+		cmocka_unit_test_setup_teardown(hostile_guest_antispoof, setup_antispoof, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

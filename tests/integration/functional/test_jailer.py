@@ -5,6 +5,10 @@ configured through the API socket inside the jail with paths inside the jail. Th
 reaches userspace (its /init runs the test's command) with Ember running as an unprivileged
 uid, no capabilities, no_new_privs, in its cgroup, and nothing of the host in sight.
 
+Anti-spoofing in a jail: the jailed Ember cannot attach its tc filter (no CAP_BPF, no
+CAP_NET_ADMIN) and enforces the rules itself; the same spoofing guest as test_net.py's
+test_anti_spoofing must be stopped all the same.
+
 Runs on the real-KVM bench: `make linux-test LINUX_TEST_ARGS='-k jailer'`. The tests in
 tests/security cover the jailer itself with the freestanding test guest.
 """
@@ -14,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import test_net as linux_net  # its helpers (beside this file, on sys.path: pytest's rootdir)
 from framework.api_microvm import ApiMicrovm
 from framework.microvm import EXIT_TIMEOUT
 from proc_helpers import cgroup_mount_points  # tests/support, on sys.path: conftest.py
@@ -70,10 +75,11 @@ class JailedMicrovm(ApiMicrovm):
         return Path(f"/proc/{self.proc.pid}/root/run/api.sock")
 
     def _command(self):
+        netns = ["--netns", f"/var/run/netns/{self.netns}"] if self.netns else []
         return [str(self.jailer), "--id", self.jail_id, "--exec-file", self.binary,
                 "--uid", str(UID), "--gid", str(GID),
                 "--chroot-base-dir", str(self.workdir / "jails"),
-                "--parent-cgroup", PARENT_CGROUP, *pids_cgroup_args(),
+                "--parent-cgroup", PARENT_CGROUP, *pids_cgroup_args(), *netns,
                 "--", "--api-sock", "/run/api.sock", "--boot-timer", *self.extra_cli]
 
     def into_jail(self, host_path, writable=False):
@@ -158,3 +164,31 @@ def test_jailed_ember_boots_linux(jailed_microvm):
     assert not vm.panicked, vm.describe()
     assert vm.guest_exit == 0, vm.describe()
     assert vm.guest_output.split() == ["jailed-userspace-ok", "1"], vm.describe()
+
+
+@pytest.mark.ember_only
+def test_jailed_anti_spoofing(jailed_microvm, netns):
+    """A jailed Ember with an interface with anti_spoofing: the interface starts (Ember has
+    no privilege for the tc filter, and enforces the rules itself in its TX path, as its log
+    says), the TAP has no filter, and the spoofing guest is stopped as test_net.py's
+    test_anti_spoofing checks with the filter."""
+    vm = jailed_microvm
+    _, guest = linux_net.boot_with_net(vm, netns, linux_net.SPOOF_SCRIPT,
+                                       anti_spoofing={"ipv4": ["10.0.0.2"],
+                                                      "ipv6": ["fd00::2"]})
+
+    def start():
+        vm.spawn()
+        vm.wait_for_socket()
+        vm.put_config()
+        metrics = vm.root / "metrics.json"
+        metrics.touch()
+        os.chown(metrics, UID, GID)
+        vm.ok("PUT", "/metrics", {"metrics_path": "/metrics.json"})
+        for iface in vm.config["network-interfaces"]:
+            vm.ok("PUT", f"/network-interfaces/{iface['iface_id']}", iface)
+        vm.ok("PUT", "/actions", {"action_type": "InstanceStart"})
+
+    filters = linux_net.check_spoofing(vm, netns, guest, True, start, vm.root / "metrics.json")
+    assert filters == "", f"a jailed Ember cannot attach a filter: {filters}"
+    assert "anti-spoofing enforced by Ember itself" in vm.log, vm.describe()
