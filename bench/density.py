@@ -121,6 +121,18 @@ def post_mortem(vm):
         say(f"{vm.name}: no post-mortem: {e}")
 
 
+def answers(uds, attempts=3):
+    """None when the clone's agent answers on vsock within `attempts` requests (as a client
+    would retry), else why the last one failed."""
+    why = None
+    for _ in range(attempts):
+        why = ask(uds, timeout=30)
+        if why is None:
+            return None
+        time.sleep(1)
+    return why
+
+
 def heartbeat(period=30):
     """Every period s, a line on stderr with the processes in D state and where they wait:
     a run that stops printing these has a host (L1) that stopped, not a clone that hangs."""
@@ -143,7 +155,7 @@ def heartbeat(period=30):
 
 
 def restore(workdir, state, mem, name, variant):
-    vm = Vm(workdir, name)
+    vm = Vm(workdir, name, timeout=API_TIMEOUT_S)  # a host busy with N guests starts slowly
     uds = os.path.join(workdir, name + ".vsock")
     try:
         vm.ok("PUT", "/snapshot/load", {"snapshot_path": state, "resume_vm": True,
@@ -169,19 +181,29 @@ def guest_resident():
     return json.loads(r.stdout)["total"]["rss_bytes"]
 
 
-def ksm_settle(timeout=120):
-    """Starts ksmd fast and waits until pages_sharing stops growing."""
+def ksm_read(name):
+    with open(os.path.join(KSM, name)) as f:
+        return int(f.read())
+
+
+def ksm_settle(timeout=900):
+    """Starts ksmd fast; once it has made two full scans since (a page is merged on the
+    second pass that sees it unchanged), waits until pages_sharing stops growing."""
     for k, v in (("pages_to_scan", "5000"), ("sleep_millisecs", "10"), ("run", "1")):
         with open(os.path.join(KSM, k), "w") as f:
             f.write(v)
-    last, stable, deadline = -1, 0, time.monotonic() + timeout
+    scans0, t0 = ksm_read("full_scans"), time.monotonic()
+    last, stable, deadline = -1, 0, t0 + timeout
     while time.monotonic() < deadline and stable < 3:
         time.sleep(2)
-        with open(os.path.join(KSM, "pages_sharing")) as f:
-            now = int(f.read())
+        now = ksm_read("pages_sharing")
+        if ksm_read("full_scans") < scans0 + 2:
+            continue
         stable = stable + 1 if now == last else 0
         last = now
-    return last
+    say(f"ksm: {ksm_read('full_scans') - scans0} full scans in {time.monotonic() - t0:.0f} s, "
+        f"pages_sharing {ksm_read('pages_sharing')}, pages_shared {ksm_read('pages_shared')}")
+    return ksm_read("pages_sharing")
 
 
 def ksm_stop():
@@ -211,7 +233,7 @@ def measure(workdir, state, mem, n, variant, settle):
     restore_s = time.perf_counter() - t0
     time.sleep(settle)
     sharing = ksm_settle() if variant == "ksm" else None
-    why = [ask(uds, timeout=30) for _, uds in vms]  # None: answered
+    why = [answers(uds) for _, uds in vms]  # None: answered
     answered = why.count(None)
     failures = {w: why.count(w) for w in set(why) if w is not None}
     per = [rollup(vm.proc.pid) for vm, _ in vms]

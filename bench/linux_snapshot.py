@@ -86,11 +86,11 @@ def say(msg):
 class Vm(Ember):
     """An Ember (this module's EMBER) whose console and log go to workdir/NAME.console."""
 
-    def __init__(self, workdir, name):
+    def __init__(self, workdir, name, timeout=10):
         self.workdir, self.name = workdir, name
         self.console = open(os.path.join(workdir, name + ".console"), "wb")
         super().__init__(EMBER, os.path.join(workdir, name + ".api"), self.console,
-                         subprocess.STDOUT, timeout=10, poll_s=0.002)
+                         subprocess.STDOUT, timeout=timeout, poll_s=0.002)
 
     def ok(self, method, url, body=None):
         status, text = http(self.sock, method, url, body)
