@@ -28,14 +28,16 @@ TCG vCPU runs every clone's timer ticks: the clone count it reaches there is bou
 memory and CPU, not by Ember. Results: bench/results/density.{json,md}, history.jsonl.
 
     bench/density.py [--counts 50,200,500] [--variants plain,ksm,balloon] [--settle 10]
-                     [--merge]
+                     [--budget-min 60] [--merge] [--rerender]
 """
 import argparse
+import concurrent.futures
 import datetime
 import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -214,26 +216,34 @@ def ksm_stop():
         pass
 
 
-def measure(workdir, state, mem, n, variant, settle):
+def measure(workdir, state, mem, n, variant, settle, budget_s):
     avail0 = meminfo("MemAvailable")
-    vms, limit = [], None
+    vms, limit, last = [], None, []
     t0 = time.perf_counter()
     for i in range(n):
         if meminfo("MemAvailable") < RESERVE_MIB << 20:
             limit = f"host memory: under {RESERVE_MIB} MiB available after {i} clones"
             break
+        if time.perf_counter() - t0 > budget_s:
+            limit = (f"time: the {budget_s / 60:.0f} min budget ran out after {i} clones, "
+                     f"each restore taking {statistics.median(last):.1f} s by then "
+                     "(host CPU)")
+            break
+        t1 = time.perf_counter()
         try:
             vms.append(restore(workdir, state, mem, f"n{n}-{i}", variant))
         except (RuntimeError, OSError) as e:
             limit = f"clone {i} failed to restore: {e}"
             break
+        last = (last + [time.perf_counter() - t1])[-25:]
         if (i + 1) % 25 == 0:
             say(f"{variant}: {i + 1}/{n} restored in {time.perf_counter() - t0:.1f} s, "
                 f"{meminfo('MemAvailable') >> 20} MiB available")
     restore_s = time.perf_counter() - t0
     time.sleep(settle)
     sharing = ksm_settle() if variant == "ksm" else None
-    why = [answers(uds) for _, uds in vms]  # None: answered
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        why = list(pool.map(answers, [uds for _, uds in vms]))  # None: answered
     answered = why.count(None)
     failures = {w: why.count(w) for w in set(why) if w is not None}
     per = [rollup(vm.proc.pid) for vm, _ in vms]
@@ -251,7 +261,8 @@ def measure(workdir, state, mem, n, variant, settle):
             "guest_resident_mib_per_clone": None if resident is None
             else round(resident / k / 2**20, 2),
             "host_available_drop_mib_per_clone": round((avail0 - avail1) / k / 2**20, 2),
-            "ksm_pages_sharing": sharing, "vsock_failures": failures}
+            "ksm_pages_sharing": sharing, "vsock_failures": failures,
+            "last_restores_median_s": round(statistics.median(last), 2) if last else None}
 
 
 def now():
@@ -295,10 +306,14 @@ restored one after another, each its own Ember, idle {res['settle_s']} s, then m
 {chr(10).join(rows)}
 
 Most clones reached and answering: {best}. Target (issue 9): under 4 MiB private per idle
-clone, and 500 idle clones of 128 MiB on a 24 GiB host (2.7 times overcommit).
+clone, and 500 idle clones of 128 MiB on a 24 GiB host (2.7 times overcommit). What the
+figures mean, and what limited the count here: docs/memory.md, "Density".
 """
     with open(os.path.join(RESULTS, "density.md"), "w") as f:
         f.write(md)
+    if new is None:
+        print(md)
+        return
     with open(os.path.join(RESULTS, "history.jsonl"), "a") as f:
         f.write(json.dumps({"bench": "density", "date": res["date"], "commit": res["commit"],
                             "cases": new}) + "\n")
@@ -310,9 +325,17 @@ def main():
     ap.add_argument("--counts", default="50,200,500")
     ap.add_argument("--variants", default="plain,ksm,balloon")
     ap.add_argument("--settle", type=float, default=10)
+    ap.add_argument("--budget-min", type=float, default=60,
+                    help="stop adding clones to one N after this many minutes, and measure")
     ap.add_argument("--merge", action="store_true",
                     help="keep the cases of bench/results/density.json this run does not redo")
+    ap.add_argument("--rerender", action="store_true",
+                    help="only write density.md again from density.json")
     args = ap.parse_args()
+    if args.rerender:
+        with open(os.path.join(RESULTS, "density.json")) as f:
+            write(json.load(f), None)
+        return
     os.environ.setdefault("EMBER_L1_MEM", "16G")
     # With hundreds of guests, L1's TSC-deadline timer was once left hours in the future
     # (QEMU's TCG SVM, 2 runs of 2 stopped dead); the APIC's own one-shot timer does not.
@@ -329,7 +352,8 @@ def main():
         try:
             state, mem = make_snapshot(workdir, images, variant)
             for n in (int(x) for x in args.counts.split(",")):
-                c = measure(workdir, state, mem, n, variant, args.settle)
+                c = measure(workdir, state, mem, n, variant, args.settle,
+                            args.budget_min * 60)
                 c.update(commit=commit, date=now())
                 cases.append(c)
                 print(json.dumps(c), flush=True)
