@@ -9,8 +9,12 @@ import socket
 import subprocess
 import time
 
+from api import read_response
+
 
 def http(path, method, url, body=None):
+    """One request on a fresh connection to the API socket at path: (status, body). A peer
+    that closes early raises ConnectionError (api.read_response)."""
     data = json.dumps(body).encode() if body is not None else b""
     req = (f"{method} {url} HTTP/1.1\r\nContent-Type: application/json\r\n"
            f"Content-Length: {len(data)}\r\n\r\n").encode() + data
@@ -18,19 +22,7 @@ def http(path, method, url, body=None):
     s.connect(path)
     try:
         s.sendall(req)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            buf += s.recv(65536)
-        head, _, rest = buf.partition(b"\r\n\r\n")
-        status = int(head.split()[1])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                length = int(v)
-        while len(rest) < length:
-            rest += s.recv(65536)
-        return status, rest
+        return read_response(s)[:2]
     finally:
         s.close()
 
